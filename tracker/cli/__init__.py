@@ -1,0 +1,126 @@
+"""The `tracker` command line. Commands are thin: parse options, call a use case in
+tracker.pipeline, print. Domain errors become one line on stderr and a non-zero exit.
+
+Keep imports here light: heavy libraries are imported inside the commands that use them,
+so `tracker --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+
+import click
+
+from tracker import __version__
+from tracker.errors import TrackerError
+
+log = logging.getLogger("tracker")
+
+# Each module defines COMMANDS, a list of click commands/groups added to the top level.
+COMMAND_MODULES = ("admin", "ingest", "relevance", "digest", "query", "worker")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(verbose: bool, log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s",
+                                               "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+class TrackerGroup(click.Group):
+    """Turns domain errors into one readable line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TrackerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                       "(run with --verbose for the traceback, and please report it)", err=True)
+            ctx.exit(70)
+
+
+@click.group(cls=TrackerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: $TRACKER_CONFIG, else ./config/tracker.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; tracebacks on internal errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log line format on stderr.")
+@click.version_option(__version__, prog_name="tracker")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: str) -> None:
+    """Follow NeuroAI on arXiv and blogs; score relevance; send a weekly digest.
+
+    \b
+    Example:
+      tracker --config config/tracker.toml fetch
+    """
+    setup_logging(verbose, log_format)
+    ctx.obj = {"config_path": config_path, "verbose": verbose}
+
+
+def get_config(ctx: click.Context):
+    """The validated config (loaded once per invocation)."""
+    from tracker import config
+
+    root = ctx.find_root()
+    if "config" not in root.obj:
+        root.obj["config"] = config.load(root.obj.get("config_path"))
+    return root.obj["config"]
+
+
+def get_app(ctx: click.Context):
+    """An App for the command; its engine is disposed when the command ends."""
+    from tracker.pipeline import App
+
+    root = ctx.find_root()
+    if "app" not in root.obj:
+        app = App(get_config(ctx))
+        root.obj["app"] = app
+        root.call_on_close(app.close)
+    return root.obj["app"]
+
+
+def echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+for _name in COMMAND_MODULES:
+    for _command in importlib.import_module(f"tracker.cli.{_name}").COMMANDS:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="tracker")

@@ -1,0 +1,127 @@
+"""`tracker db ...` and `tracker config ...`."""
+
+from __future__ import annotations
+
+import click
+
+from tracker.cli import echo_json, get_app, get_config
+
+
+@click.group()
+def db() -> None:
+    """Manage the database schema.
+
+    \b
+    Example:
+      tracker db upgrade
+    """
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Migrate the database to the current schema (creates it if new).
+
+    \b
+    Example:
+      TRACKER_DATABASE_URL=postgresql+psycopg://tracker@db/tracker tracker db upgrade
+    """
+    from tracker.config import mask_url
+    from tracker.store import db as store_db
+
+    app = get_app(ctx)
+    before, after = store_db.upgrade(app.engine, revision)
+    where = mask_url(app.config.database_url)
+    if before == after:
+        click.echo(f"{where}: already at revision {after}")
+    else:
+        click.echo(f"{where}: upgraded {before or '(empty)'} -> {after}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the database's schema revision and the one this version needs.
+
+    \b
+    Example:
+      tracker db current
+    """
+    from tracker.store import db as store_db
+
+    app = get_app(ctx)
+    current = store_db.current_revision(app.engine)
+    head = store_db.head_revision(app.engine)
+    state = "up to date" if current == head else "run `tracker db upgrade`"
+    click.echo(f"current: {current or '(empty)'}  required: {head}  ({state})")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect the configuration.
+
+    \b
+    Example:
+      tracker config check
+    """
+
+
+@config_group.command("check")
+@click.option("--format", "fmt", type=click.Choice(["toml", "json"]), default="toml",
+              show_default=True)
+@click.pass_context
+def config_check(ctx: click.Context, fmt: str) -> None:
+    """Validate the config and print the effective values (secrets masked).
+
+    Exit code 2 and one line per problem when the file is invalid.
+
+    \b
+    Example:
+      tracker --config my.toml config check --format json
+    """
+    config = get_config(ctx)
+    data = config.masked()
+    if fmt == "json":
+        echo_json({"source": config.source, "config": data})
+        return
+    click.echo(f"# effective config (from {config.source}); valid")
+    click.echo(_to_toml(data))
+
+
+def _to_toml(data: dict) -> str:
+    """Just enough TOML for display (tables, arrays of tables, scalars, lists)."""
+    import json
+
+    scalars, tables, arrays = [], [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((key, value))
+        else:
+            scalars.append(f"{_toml_key(key)} = {json.dumps(value, ensure_ascii=False)}")
+    out = list(scalars)
+    for key, value in tables:
+        nested = {k: v for k, v in value.items() if isinstance(v, dict)}
+        flat = {k: v for k, v in value.items() if not isinstance(v, dict)}
+        out.append(f"\n[{key}]")
+        out.append(_to_toml(flat))
+        for sub, subvalue in nested.items():
+            out.append(f"\n[{key}.{_toml_key(sub)}]")
+            out.append(_to_toml(subvalue))
+    for key, items in arrays:
+        for item in items:
+            out.append(f"\n[[{key}]]")
+            out.append(_to_toml(item))
+    return "\n".join(line for line in out if line != "")
+
+
+def _toml_key(key: str) -> str:
+    import json
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+COMMANDS = [db, config_group]

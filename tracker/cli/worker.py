@@ -1,0 +1,3 @@
+"""Commands for this area; see COMMAND_MODULES in tracker/cli/__init__.py."""
+
+COMMANDS: list = []

@@ -1,0 +1,44 @@
+"""Use cases that wire the components (sources, scoring, store, digest) together.
+
+`App` carries what every use case needs: the validated config and, opened lazily, the
+database engine behind the schema gate. Use cases take `now` as a parameter where a
+decision depends on time, and commit their own transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracker.config import Config
+from tracker.store import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    config: Config
+    _checked: bool = field(default=False, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.make_engine(self.config.database_url)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Session factory for a database at the current schema (created if brand new)."""
+        if not self._checked:
+            db.ensure_schema(self.engine)
+            self._checked = True
+        return db.session_factory(self.engine)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()

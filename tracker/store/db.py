@@ -1,0 +1,143 @@
+"""Engine and session setup, and the schema gate: a brand-new database is created at the
+current revision on first use; an existing one at an older revision is never migrated
+silently (commands refuse and name `tracker db upgrade`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracker.config import mask_url
+from tracker.errors import SchemaOutdatedError, StoreError
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def migrations_dir() -> Path:
+    """migrations/ in a source checkout, or the copy packed into the wheel."""
+    for candidate in (_PACKAGE_DIR.parent / "migrations", _PACKAGE_DIR / "_migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise StoreError("the Alembic migrations folder is missing from this installation")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"invalid database URL {mask_url(url)!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; take it over so that
+        # BEGIN IMMEDIATE can be used where a write lock must be held from the start.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {parsed.drivername} is not installed ({exc.name})",
+            hint="pip install 'neuroai-tracker[postgres]'",
+        ) from None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Migrate to `revision`; return (before, after)."""
+    from alembic import command
+
+    before = _checked(current_revision, engine)
+    _checked(lambda e: command.upgrade(_alembic_config(e), revision), engine)
+    return before, current_revision(engine)
+
+
+def check_drift(engine: Engine) -> None:
+    """Raise if the models and the migrations disagree (alembic check)."""
+    from alembic import command
+
+    command.check(_alembic_config(engine))
+
+
+def ensure_schema(engine: Engine) -> None:
+    """The gate every command passes: create an empty database, refuse an outdated one."""
+    current = _checked(current_revision, engine)
+    head = head_revision(engine)
+    if current == head:
+        return
+    if current is None:
+        tables = _checked(lambda e: inspect(e).get_table_names(), engine)
+        if not tables:
+            upgrade(engine)
+            return
+        raise SchemaOutdatedError(
+            f"database {mask_url(str(engine.url))} has tables but no migration revision",
+            hint="point the tracker at an empty database or one it created",
+        )
+    raise SchemaOutdatedError(
+        f"database schema is at revision {current}, this version needs {head}",
+        hint="run `tracker db upgrade` (back up the database first)",
+    )
+
+
+def _checked(fn, engine: Engine):
+    try:
+        return fn(engine)
+    except OperationalError as exc:
+        raise StoreError(
+            f"cannot use database {mask_url(str(engine.url))}: {exc.orig}",
+            hint="check [database] url / $TRACKER_DATABASE_URL and that the server is up",
+        ) from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database error: {exc}") from None
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session
