@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -226,6 +227,23 @@ class Config(_Section):
         data["database"]["url"] = mask_url(self.database_url)
         data["smtp"]["password"] = "***" if self.smtp_password else "(unset)"
         return data
+
+
+def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | None:
+    """The latest time at or before `now` when `cron` fired (None if not within a year).
+    Pure; used to align digest periods to the schedule."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
+        last = None
+        fire = trigger.get_next_fire_time(None, now - window)
+        while fire is not None and fire <= now:
+            last = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        if last is not None:
+            return last.astimezone(UTC)
+    return None
 
 
 def mask_url(url: str) -> str:

@@ -1,0 +1,62 @@
+"""Migrations and the schema gate, on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+
+from tracker.errors import SchemaOutdatedError
+from tracker.store import db
+from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
+
+
+def test_upgrade_from_empty_has_no_drift(db_url):
+    engine = db.make_engine(db_url)
+    before, after = db.upgrade(engine)
+    assert before is None and after == db.head_revision(engine)
+    db.check_drift(engine)  # raises if models and migrations disagree
+    engine.dispose()
+
+
+def test_new_database_is_created_on_first_use(app):
+    with app.sessions() as session:
+        assert session.scalars(select(PaperRow)).all() == []
+    assert db.current_revision(app.engine) == db.head_revision(app.engine)
+
+
+def test_outdated_database_is_refused_with_upgrade_hint(db_url):
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000_old'"))
+    with pytest.raises(SchemaOutdatedError, match="tracker db upgrade"):
+        db.ensure_schema(engine)
+    engine.dispose()
+
+
+def test_round_trip_keeps_aware_utc_datetimes_and_json(app):
+    seen = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    with db.transaction(app.sessions) as session:
+        session.add(PaperRow(
+            id="math/0211159", version=2, title="T", abstract="A", authors=["Ada Ł"],
+            categories=["math.DG"], first_seen_at=seen, version_seen_at=seen,
+        ))
+    with app.sessions() as session:
+        row = session.get(PaperRow, "math/0211159")
+        assert row.authors == ["Ada Ł"] and row.categories == ["math.DG"]
+        assert row.first_seen_at == seen and row.first_seen_at.tzinfo is not None
+        assert row.first_seen_at.utcoffset() == timedelta(0)
+
+
+def test_item_references_need_exactly_one_item(app):
+    now = datetime.now(UTC)
+    with db.transaction(app.sessions) as session:
+        post = PostRow(feed="f", guid="g", title="t", first_seen_at=now)
+        session.add(post)
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        with db.transaction(app.sessions) as session:
+            session.add(ScoreRow(paper_id=None, post_id=None, value=0.1, model_version="m",
+                                 config_hash="h", scored_at=now))
+    with pytest.raises(Exception, match="(?i)foreign key|violates"):
+        with db.transaction(app.sessions) as session:
+            session.add(LabelRow(paper_id="nope", label="relevant", created_at=now))
