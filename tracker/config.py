@@ -129,7 +129,7 @@ class ScheduleConfig(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (expected e.g. 'Europe/Berlin')") from None
+            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Berlin')") from None
         return value
 
     @field_validator("fetch", "digest")

@@ -1,0 +1,68 @@
+"""The CLI skeleton: help, version, config check, db upgrade, and the error handler."""
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tracker.cli import cli
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_help_lists_commands_with_examples():
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "db" in result.output and "config" in result.output
+    for name, command in cli.commands.items():
+        assert "Example" in (command.help or ""), f"`tracker {name}` help has no example"
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and "tracker, version" in result.output
+
+
+def test_config_check_masks_secrets(tmp_path):
+    env = {"TRACKER_DATABASE_URL": "postgresql+psycopg://me:topsecret@db/x",
+           "TRACKER_SMTP_PASSWORD": "hunter2"}
+    result = run("config", "check", env=env)
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "me:***@db/x" in result.output
+    assert "topsecret" not in result.output and "hunter2" not in result.output
+
+
+def test_broken_config_exits_2_with_one_line_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[schedule]\ndigest = "whenever"\n')
+    command = [sys.executable, "-m", "tracker", "--config", str(bad), "config", "check"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert str(bad) in proc.stderr and "schedule.digest" in proc.stderr
+
+
+def test_db_upgrade_then_current(db_url):
+    env = {"TRACKER_DATABASE_URL": db_url}
+    first = run("db", "upgrade", env=env)
+    assert first.exit_code == 0 and "upgraded (empty) -> 0" in first.output
+    again = run("db", "upgrade", env=env)
+    assert again.exit_code == 0 and "already at revision" in again.output
+    current = run("db", "current", env=env)
+    assert "up to date" in current.output
+
+
+def test_unreachable_database_is_one_line_error(tmp_path):
+    env = {"TRACKER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    proc = subprocess.run([sys.executable, "-m", "tracker", "db", "upgrade"], capture_output=True,
+                          text=True, timeout=60, env={**_base_env(), **env})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: cannot use database") and "Traceback" not in proc.stderr
+
+
+def _base_env():
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}

@@ -1,0 +1,112 @@
+"""Config loading, lookup order, every kind of error, and secret masking."""
+
+from pathlib import Path
+
+import pytest
+
+from tracker import config
+from tracker.errors import ConfigError
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "tracker.toml"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "t.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_committed_config_equals_built_in_defaults():
+    # The commented file documents the defaults; they must not drift apart.
+    assert config.load(REPO_CONFIG).model_dump() == config.Config().model_dump()
+
+
+def test_every_key_is_documented_with_a_comment_in_committed_config():
+    lines = [line.strip() for line in REPO_CONFIG.read_text().splitlines()]
+    for section, model in config.Config().model_dump().items():
+        if not isinstance(model, dict):
+            continue  # [[feeds]] is documented as a whole
+        header = lines.index(f"[{section}]")
+        for key, value in model.items():
+            if isinstance(value, dict):
+                assert f"[{section}.{key}]" in lines, f"[{section}.{key}] missing"
+                continue
+            at = next(i for i in range(header + 1, len(lines)) if lines[i].startswith(f"{key} ="))
+            assert lines[at - 1].startswith("#"), f"{section}.{key} has no comment above it"
+
+
+def test_lookup_order(tmp_path, monkeypatch):
+    assert config.load().source == "<defaults>"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "tracker.toml").write_text("[digest]\nmax_items = 5\n")
+    assert config.load().digest.max_items == 5
+    env_file = write(tmp_path, "[digest]\nmax_items = 6\n")
+    monkeypatch.setenv("TRACKER_CONFIG", str(env_file))
+    assert config.load().digest.max_items == 6
+    explicit = tmp_path / "x.toml"
+    explicit.write_text("[digest]\nmax_items = 7\n")
+    assert config.load(explicit).digest.max_items == 7
+
+
+def test_database_url_from_environment_wins(tmp_path, monkeypatch):
+    cfg = config.load(write(tmp_path, '[database]\nurl = "sqlite:///a.db"\n'))
+    assert cfg.database_url == "sqlite:///a.db"
+    monkeypatch.setenv("TRACKER_DATABASE_URL", "postgresql+psycopg://u:s3cret@h/db")
+    assert cfg.database_url == "postgresql+psycopg://u:s3cret@h/db"
+    assert "s3cret" not in str(cfg.masked())
+
+
+def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"smtp\.password': unknown key"):
+        config.load(write(tmp_path, '[smtp]\npassword = "x"\n'))
+    monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "hunter2")
+    cfg = config.load()
+    assert cfg.smtp_password == "hunter2"
+    assert "hunter2" not in str(cfg.masked())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[digest\nmax_items = 3", "invalid TOML"),
+        ("[arxiv]\ncategoriez = []\n", "key 'arxiv.categoriez': unknown key"),
+        ("colour = 1\n", "key 'colour': unknown key"),
+        ('[digest]\nmax_items = "ten"\n', "key 'digest.max_items': .*integer"),
+        ("[digest]\nmax_items = 0\n", "key 'digest.max_items': .*greater than or equal to 1"),
+        ('[schedule]\nfetch = "61 * * * *"\n', "key 'schedule.fetch': expected a 5-field cron"),
+        ('[schedule]\ndigest = "every monday"\n', "key 'schedule.digest': expected a 5-field cron"),
+        ('[schedule]\ntimezone = "Mars/Olympus"\n', "key 'schedule.timezone': unknown time zone"),
+        ('[arxiv]\napi_url = "ftp://x"\n', "key 'arxiv.api_url': expected an http"),
+        ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
+        ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',
+         "feed names must be unique"),
+        ('[smtp]\nsecurity = "tls"\n', "key 'smtp.security': .*'starttls', 'ssl' or 'none'"),
+        ('[digest]\nrecipients = ["nobody"]\n', "key 'digest.recipients': .*not an email"),
+        ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
+        ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
+        ("database = 3\n", "key 'database'"),
+    ],
+)
+def test_invalid_config_names_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        config.load(path)
+    assert str(path) in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_missing_explicit_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_relevance_hash_tracks_keywords():
+    base = config.Config()
+    changed = config.from_dict({"relevance": {"keywords": {"dendritic computation": 2.0}}})
+    assert base.relevance_hash() != changed.relevance_hash()
+    assert base.relevance_hash() == config.Config().relevance_hash()
+
+
+def test_mask_url():
+    assert config.mask_url("postgresql://u:pw@h:5/d") == "postgresql://u:***@h:5/d"
+    assert config.mask_url("sqlite:///x.db") == "sqlite:///x.db"
