@@ -16,8 +16,12 @@ def test_help_lists_commands_with_examples():
     result = run("--help")
     assert result.exit_code == 0
     assert "db" in result.output and "config" in result.output
-    for name, command in cli.commands.items():
+    pending = [(name, command) for name, command in cli.commands.items()]
+    while pending:
+        name, command = pending.pop()
         assert "Example" in (command.help or ""), f"`tracker {name}` help has no example"
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            pending.append((f"{name} {sub_name}", sub))
 
 
 def test_version():
