@@ -1,12 +1,31 @@
-"""Ingest use cases (issue 3). CONTRACT used by other areas; the ingest work replaces the body.
+"""Ingest use cases (issue 3): fetch every source, backfill arXiv history.
 
     fetch(app, *, now=None, only=None, progress=False) -> FetchReport
+    backfill(app, *, since, until=None, now=None, progress=False) -> SourceReport
+
+Guarantees: one transaction per arXiv page / per feed, holding the items, their scores and
+the source's cursor (or HTTP validators) together, so a crash at any point leaves a
+consistent store; the arXiv cursor only moves over stored pages (results come oldest update
+first), and every fetch re-reads `overlap_hours` before it, so the next run fills any gap.
+One source failing is recorded in its health and never stops the others.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from tracker.errors import InputError, TrackerError
+from tracker.pipeline import utcnow
+from tracker.store import items
+from tracker.store.db import transaction
+
+log = logging.getLogger(__name__)
+
+FETCH_CHUNK_DAYS = 7  # window size of an incremental fetch (a month-long gap = 5 windows)
+BACKFILL_CHUNK_DAYS = 1  # smaller windows for history: daily volume stays far below the cap
 
 
 @dataclass
@@ -30,4 +49,221 @@ class FetchReport:
 
 def fetch(app, *, now: datetime | None = None, only: str | None = None,
           progress: bool = False) -> FetchReport:
-    raise NotImplementedError("ingest is being built (issue 3)")
+    """Fetch the selected sources (all enabled ones by default): 'arxiv', 'feeds' or a
+    feed name. Each source is stored and scored page by page; see the module docstring."""
+    now = now or utcnow()
+    want_arxiv, feeds = _select(app.config, only)
+    report = FetchReport()
+    with _Progress(progress) as bar:
+        if want_arxiv:
+            report.sources.append(_guarded(app, "arxiv", "arxiv", now,
+                                           lambda rep: _fetch_arxiv(app, now, rep, bar)))
+        for feed in feeds:
+            report.sources.append(_guarded(app, feed.name, "feed", now,
+                                           lambda rep, f=feed: _fetch_feed(app, f, now, rep, bar)))
+    return report
+
+
+def backfill(app, *, since: datetime, until: datetime | None = None,
+             now: datetime | None = None, progress: bool = False) -> SourceReport:
+    """Pull arXiv history for [since, until] in day-sized windows (each under the API's
+    result cap). Leaves the incremental cursor alone. On failure the report's error says
+    from which date to resume; everything before it is stored."""
+    now = now or utcnow()
+    until = until or now
+    if since >= until:
+        raise InputError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
+    from tracker.sources import arxiv as source
+
+    rep = SourceReport("arxiv")
+    client = _client(app.config.arxiv)
+    cfg = app.config.arxiv
+    done = since
+    try:
+        with _Progress(progress) as bar:
+            task = bar.task("backfill", total=(until - since).days + 1)
+            for start, end in source.date_chunks(since, until, BACKFILL_CHUNK_DAYS):
+                for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
+                                                cfg.page_size):
+                    _store_papers(app, page, now, rep, cursor=False)
+                done = end
+                bar.advance(task)
+    except TrackerError as exc:
+        rep.error = (f"{exc} (stored up to {done:%Y-%m-%d %H:%M} UTC; "
+                     f"re-run with --since {done:%Y-%m-%d})")
+    finally:
+        client.close()
+    return rep
+
+
+# --- arXiv ---------------------------------------------------------------------------
+
+def _client(cfg):
+    from tracker.sources.arxiv import ArxivClient
+
+    return ArxivClient(cfg.api_url, delay_seconds=cfg.delay_seconds,
+                       timeout_seconds=cfg.timeout_seconds, max_retries=cfg.max_retries)
+
+
+def _fetch_arxiv(app, now: datetime, rep: SourceReport, bar) -> None:
+    from tracker.sources import arxiv as source
+
+    cfg = app.config.arxiv
+    client = _client(cfg)
+    try:
+        _fetch_seeds(app, client, now, rep)
+        with app.sessions() as session:
+            cursor = items.source_state(session, "arxiv", "arxiv").cursor
+        since = (cursor - timedelta(hours=cfg.overlap_hours) if cursor
+                 else now - timedelta(days=cfg.lookback_days))
+        task = bar.task("arxiv", total=None)
+        for start, end in source.date_chunks(since, now, FETCH_CHUNK_DAYS):
+            for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
+                                            cfg.page_size):
+                _store_papers(app, page, now, rep, cursor=True)
+                bar.advance(task, len(page.papers), total=page.total)
+    finally:
+        client.close()
+
+
+def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
+    """Seed papers (config relevance.seed_papers) not yet stored are fetched once, by id."""
+    from tracker.sources import arxiv as source
+
+    seeds = list(dict.fromkeys(re.sub(r"v\d+$", "", s.strip())
+                               for s in app.config.relevance.seed_papers if s.strip()))
+    with app.sessions() as session:
+        missing = [s for s in seeds if s not in items.stored_paper_ids(session, seeds)]
+    if not missing:
+        return
+    try:
+        for page in source.id_pages(client, missing):
+            _store_papers(app, page, now, rep, cursor=False)
+    except TrackerError as exc:  # the category fetch still runs; the next fetch retries
+        rep.errors += 1
+        log.warning("arxiv: seed papers %s not fetched: %s", ", ".join(missing), exc)
+
+
+def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool) -> None:
+    with transaction(app.sessions) as session:
+        result = items.upsert_papers(session, page.papers, now)
+        rep.errors += _score(app, session, result.new + result.updated, [])
+        if cursor:
+            stamps = [p.updated for p in page.papers if p.updated]
+            items.advance_cursor(session, "arxiv", "arxiv", max(stamps, default=None))
+    rep.fetched += len(page.papers)
+    rep.new += len(result.new)
+    rep.updated += len(result.updated)
+    rep.errors += page.skipped
+
+
+# --- feeds ---------------------------------------------------------------------------
+
+def _fetch_feed(app, feed, now: datetime, rep: SourceReport, bar) -> None:
+    from tracker.sources import feeds as source
+
+    opts = app.config.feed_fetch
+    with app.sessions() as session:
+        etag, modified = items.http_cache(session, feed.name)
+    resp = source.fetch(feed.url, etag=etag, last_modified=modified,
+                        timeout=opts.timeout_seconds, max_bytes=opts.max_bytes,
+                        user_agent=opts.user_agent)
+    if resp.status == 304:  # unchanged: nothing to parse or store
+        with transaction(app.sessions) as session:
+            items.record_success(session, feed.name, "feed", now, warning=items.KEEP)
+        return
+    parsed = source.parse(feed.name, feed.url, resp.body, resp.headers)
+    with transaction(app.sessions) as session:
+        result = items.upsert_posts(session, parsed.posts, now)
+        rep.errors += _score(app, session, [], result.new + result.updated)
+        items.record_success(session, feed.name, "feed", now, warning=parsed.warning,
+                             etag=resp.etag, last_modified=resp.last_modified, validators=True)
+    if parsed.warning:
+        log.warning("feed %s: %s", feed.name, parsed.warning)
+    rep.fetched, rep.new, rep.updated = len(parsed.posts), len(result.new), len(result.updated)
+    rep.errors += parsed.skipped
+    bar.advance(bar.task("feeds"))
+
+
+# --- shared --------------------------------------------------------------------------
+
+def _select(config, only: str | None):
+    feeds = [f for f in config.feeds if f.enabled]
+    if only is None:
+        return config.arxiv.enabled, feeds
+    if only == "arxiv":
+        return True, []
+    if only == "feeds":
+        return False, feeds
+    named = [f for f in config.feeds if f.name == only]
+    if not named:
+        names = ", ".join(["arxiv", "feeds", *(f.name for f in config.feeds)])
+        raise InputError(f"unknown source {only!r}", hint=f"one of: {names}")
+    return False, named
+
+
+def _guarded(app, name: str, kind: str, now: datetime, run) -> SourceReport:
+    """Run one source; any failure is recorded in its health and the run goes on."""
+    rep = SourceReport(name)
+    try:
+        run(rep)
+    except Exception as exc:  # noqa: BLE001 - one source must never stop the others
+        rep.error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}"
+        log.warning("%s failed: %s", name, rep.error, exc_info=not isinstance(exc, TrackerError))
+        try:
+            with transaction(app.sessions) as session:
+                items.record_failure(session, name, kind, now, rep.error)
+        except Exception as store_exc:  # noqa: BLE001 - the database itself is failing
+            log.error("%s: could not record the failure: %s", name, store_exc)
+        return rep
+    if kind == "arxiv":
+        with transaction(app.sessions) as session:
+            items.record_success(session, name, kind, now)
+    return rep
+
+
+def _score(app, session, paper_ids: list[str], post_ids: list[int]) -> int:
+    """Score new/updated items inside the page's transaction; a scoring failure leaves
+    them stored but unscored (`tracker rescore` fixes that) and counts as one error."""
+    if not (paper_ids or post_ids):
+        return 0
+    from tracker.pipeline import relevance
+
+    try:
+        with session.begin_nested():
+            relevance.score_new(app, session, paper_ids, post_ids)
+    except Exception as exc:  # noqa: BLE001 - never lose a page because scoring failed
+        log.warning("scoring failed, items stored unscored: %s", exc)
+        return 1
+    return 0
+
+
+class _Progress:
+    """A rich progress bar when asked for (a terminal), else nothing."""
+
+    def __init__(self, enabled: bool):
+        self._bar = None
+        self._tasks: dict[str, int] = {}
+        if enabled:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+
+    def __enter__(self):
+        if self._bar:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar:
+            self._bar.stop()
+
+    def task(self, name: str, total: int | None = None) -> str:
+        if self._bar and name not in self._tasks:
+            self._tasks[name] = self._bar.add_task(name, total=total)
+        return name
+
+    def advance(self, name: str, n: int = 1, total: int | None = None) -> None:
+        if self._bar and name in self._tasks:
+            self._bar.update(self._tasks[name], advance=n,
+                             **({"total": total} if total is not None else {}))

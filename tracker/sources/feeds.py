@@ -1,0 +1,195 @@
+"""Blog feeds: HTTP with a timeout, a size cap and conditional GET; parsing with feedparser.
+
+feedparser gets the bytes, never a URL, so it does no network I/O of its own; the response
+headers that change how a feed is read (charset in Content-Type, Content-Location for
+relative links, Content-Language) are passed along with them.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import feedparser
+import nh3
+import requests
+
+from tracker.errors import SourceError
+from tracker.models import Post
+
+log = logging.getLogger(__name__)
+
+_PASSED_HEADERS = ("content-type", "content-location", "content-language")
+_NEW_ID = r"\d{4}\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV_LINK = re.compile(
+    rf"arxiv\.org/(?:abs|pdf|html)/({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_TEXT = re.compile(rf"\barxiv:\s?({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({_NEW_ID})", re.IGNORECASE)
+_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>&]+)")
+_SPACE = re.compile(r"\s+")
+GUID_MAX = 1024
+
+
+@dataclass(frozen=True)
+class FeedResponse:
+    status: int  # 200 or 304
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    posts: list[Post]
+    warning: str | None = None  # feedparser had to recover from broken input
+    skipped: int = 0
+
+
+def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: float,
+          max_bytes: int, user_agent: str) -> FeedResponse:
+    """GET the feed; 304 when unchanged since the stored ETag/Last-Modified."""
+    headers = {"User-Agent": user_agent, "Accept": "application/atom+xml, application/rss+xml, "
+               "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        with requests.get(url, headers=headers, timeout=timeout, stream=True) as resp:
+            if resp.status_code == 304:
+                return FeedResponse(304, etag=etag, last_modified=last_modified)
+            if resp.status_code != 200:
+                raise SourceError(f"HTTP {resp.status_code} from {url}",
+                                  hint="check the feed URL in [[feeds]]")
+            body = _read_capped(resp, max_bytes, url)
+            resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+    except requests.Timeout:
+        raise SourceError(f"no answer from {url} within {timeout:g} s") from None
+    except requests.RequestException as exc:
+        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+    return FeedResponse(200, body, resp_headers, resp_headers.get("etag"),
+                        resp_headers.get("last-modified"))
+
+
+def _read_capped(resp: requests.Response, max_bytes: int, url: str) -> bytes:
+    chunks, size = [], 0
+    for chunk in resp.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise SourceError(f"{url} is larger than {max_bytes} bytes",
+                              hint="raise [feed_fetch] max_bytes if the feed is genuine")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse(name: str, url: str, body: bytes, headers: dict[str, str] | None) -> ParsedFeed:
+    """Posts from a feed body. Keeps whatever feedparser recovers from broken XML (with a
+    warning); raises SourceError only when nothing feed-like could be read at all."""
+    passed = {k: v for k, v in (headers or {}).items() if k in _PASSED_HEADERS}
+    passed.setdefault("content-location", url)  # the document URI, for relative links
+    parsed = feedparser.parse(body, response_headers=passed)
+    warning = None
+    if parsed.bozo:
+        warning = f"ill-formed feed: {_describe(parsed.get('bozo_exception'))}"
+        if not parsed.entries and not parsed.get("version"):
+            raise SourceError(f"cannot parse the feed at {url}: {warning}",
+                              hint="open the URL in a browser; is it still an RSS/Atom feed?")
+    posts, skipped = [], 0
+    for entry in parsed.entries:
+        try:
+            posts.append(_post(name, entry))
+        except (TypeError, ValueError, AttributeError) as exc:  # one odd entry, not the feed
+            skipped += 1
+            log.warning("feed %s: skipped an entry: %s", name, exc)
+    if skipped:
+        warning = (warning + "; " if warning else "") + f"{skipped} entries skipped"
+    return ParsedFeed(posts, warning, skipped)
+
+
+def _describe(exc) -> str:
+    text = str(exc) if exc is not None else "unknown problem"
+    return f"{type(exc).__name__}: {text}"[:300] if exc is not None else text
+
+
+def _post(feed: str, entry) -> Post:
+    title = plain_text(entry.get("title", "")) or "(untitled)"
+    link = entry.get("link") or None
+    published = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
+    content = _content_html(entry)
+    summary = plain_text(entry.get("summary", "") or content)
+    searchable = " ".join([link or "", content, entry.get("summary", ""),
+                           *(lk.get("href", "") for lk in entry.get("links", []))])
+    return Post(
+        feed=feed,
+        guid=_identity(entry, title, published),
+        title=title,
+        link=link,
+        author=plain_text(entry.get("author", "")) or None,
+        summary_text=summary,
+        content_html=nh3.clean(content) if content else "",
+        published=published,
+        refs=extract_refs(searchable),
+    )
+
+
+def _identity(entry, title: str, published: datetime | None) -> str:
+    """guid, else link, else a hash of title + date; over-long values are hashed too."""
+    value = (entry.get("id") or "").strip() or (entry.get("link") or "").strip()
+    if not value:
+        stamp = published.isoformat() if published else ""
+        value = "sha256:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
+    if len(value) > GUID_MAX:
+        value = "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    return value
+
+
+def _content_html(entry) -> str:
+    """The fullest HTML the entry has: content:encoded / atom content, else the summary."""
+    for item in entry.get("content", []) or []:
+        if item.get("value"):
+            return item["value"]
+    return entry.get("summary", "") or ""
+
+
+def plain_text(fragment: str) -> str:
+    """HTML to one line of text: tags (and script/style bodies) dropped, entities decoded."""
+    if not fragment:
+        return ""
+    stripped = nh3.clean(fragment, tags=set(), attributes={})
+    return _SPACE.sub(" ", html.unescape(stripped)).strip()
+
+
+def _date(parsed) -> datetime | None:
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _canonical_id(value: str) -> str:
+    """math.AG/0211159 -> math/0211159 (the subject class is not part of an old-style id)."""
+    if "/" in value:
+        archive, number = value.split("/", 1)
+        return f"{archive.split('.', 1)[0].lower()}/{number}"
+    return value
+
+
+def extract_refs(text: str) -> tuple[tuple[str, str], ...]:
+    """arXiv ids (version-less) and DOIs mentioned in links or text."""
+    refs = set()
+    for pattern in (_ARXIV_LINK, _ARXIV_TEXT, _ARXIV_DOI):
+        refs.update(("arxiv", _canonical_id(m.group(1))) for m in pattern.finditer(text))
+    for match in _DOI.finditer(text):
+        doi = match.group(1).rstrip(".,;:)]}")
+        if not doi.lower().startswith("10.48550/arxiv."):
+            refs.add(("doi", doi.lower()))
+    return tuple(sorted(refs))

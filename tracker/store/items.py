@@ -1,0 +1,174 @@
+"""SQL for ingested items and source state: papers, paper_versions, posts, post_refs,
+source_state. Callers pass a Session; the use case commits (one transaction per page/feed).
+
+Upserts read the existing rows of a batch with one query and write new rows with one
+executemany, so a 200-entry page costs a handful of statements, not hundreds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tracker.models import Paper, Post
+from tracker.store.schema import PaperRow, PaperVersionRow, PostRefRow, PostRow, SourceStateRow
+
+_PAPER_FIELDS = ("version", "title", "abstract", "authors", "categories", "primary_category",
+                 "published", "updated", "doi", "journal_ref", "comment")
+_POST_FIELDS = ("link", "title", "author", "summary_text", "content_html", "published")
+
+
+@dataclass
+class Upserted:
+    new: list = field(default_factory=list)
+    updated: list = field(default_factory=list)
+
+
+def _paper_values(paper: Paper) -> dict:
+    values = {name: getattr(paper, name) for name in _PAPER_FIELDS}
+    values["authors"] = list(paper.authors)
+    values["categories"] = list(paper.categories)
+    return values
+
+
+def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upserted:
+    """Store papers under their version-less id. A higher version updates the record and
+    adds a paper_versions row (an update, not a new paper); the same version refreshes the
+    metadata arXiv may change without a new version (categories, DOI, journal ref)."""
+    latest: dict[str, Paper] = {}
+    for paper in papers:  # a batch may hold the same paper twice (cross-lists, overlaps)
+        if paper.id not in latest or paper.version > latest[paper.id].version:
+            latest[paper.id] = paper
+    if not latest:
+        return Upserted()
+    stored = dict(session.execute(
+        select(PaperRow.id, PaperRow.version).where(PaperRow.id.in_(list(latest)))).all())
+    result = Upserted()
+    inserts, changes, refreshes, versions = [], [], [], []
+    for pid, paper in latest.items():
+        old = stored.get(pid)
+        if old is None:
+            inserts.append({"id": pid, **_paper_values(paper), "first_seen_at": now,
+                            "version_seen_at": now})
+            result.new.append(pid)
+        elif paper.version > old:
+            changes.append({"id": pid, **_paper_values(paper), "version_seen_at": now})
+            result.updated.append(pid)
+        else:
+            if paper.version == old:  # older versions come from stale mirrors: ignored
+                refreshes.append({"id": pid, "categories": list(paper.categories),
+                                  "primary_category": paper.primary_category, "doi": paper.doi,
+                                  "journal_ref": paper.journal_ref, "comment": paper.comment})
+            continue
+        versions.append({"paper_id": pid, "version": paper.version, "title": paper.title,
+                         "updated": paper.updated, "seen_at": now})
+    for rows, statement in ((inserts, insert(PaperRow)), (changes, update(PaperRow)),
+                            (refreshes, update(PaperRow)), (versions, insert(PaperVersionRow))):
+        if rows:  # executemany; updates are ORM bulk updates by primary key
+            session.execute(statement, rows)
+    return result
+
+
+def stored_paper_ids(session: Session, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(session.scalars(select(PaperRow.id).where(PaperRow.id.in_(ids))))
+
+
+def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted:
+    """Store posts by (feed, guid). A re-fetched entry is never new; if its text changed
+    it is updated in place (and reported as updated). Refs are replaced with the post."""
+    unique: dict[tuple[str, str], Post] = {}
+    for post in posts:  # feeds do repeat entry ids; the first occurrence wins
+        unique.setdefault((post.feed, post.guid), post)
+    if not unique:
+        return Upserted()
+    feeds = {feed for feed, _ in unique}
+    rows = session.execute(
+        select(PostRow.id, PostRow.feed, PostRow.guid, *[getattr(PostRow, f) for f in _POST_FIELDS])
+        .where(PostRow.feed.in_(feeds), PostRow.guid.in_([g for _, g in unique]))).all()
+    stored = {(row.feed, row.guid): row for row in rows}
+    result = Upserted()
+    for key, post in unique.items():
+        values = {name: getattr(post, name) for name in _POST_FIELDS}
+        row = stored.get(key)
+        if row is None:
+            post_id = session.execute(insert(PostRow).values(
+                feed=post.feed, guid=post.guid, first_seen_at=now, **values)
+                .returning(PostRow.id)).scalar_one()
+            result.new.append(post_id)
+        else:
+            post_id = row.id
+            if all(getattr(row, k) == v for k, v in values.items()):
+                continue
+            session.execute(update(PostRow).where(PostRow.id == post_id).values(**values))
+            result.updated.append(post_id)
+        _replace_refs(session, post_id, post.refs)
+    return result
+
+
+def _replace_refs(session: Session, post_id: int, refs) -> None:
+    session.execute(delete(PostRefRow).where(PostRefRow.post_id == post_id))
+    unique = sorted({(kind, value[:255]) for kind, value in refs})
+    if unique:
+        session.execute(insert(PostRefRow), [
+            {"post_id": post_id, "kind": kind, "value": value} for kind, value in unique])
+
+
+def counts(session: Session) -> dict[str, int]:
+    return {"papers": session.scalar(select(func.count()).select_from(PaperRow)),
+            "posts": session.scalar(select(func.count()).select_from(PostRow))}
+
+
+# --- source state: cursor and health -------------------------------------------------
+
+def source_state(session: Session, name: str, kind: str) -> SourceStateRow:
+    """The state row of a source, created on first use (flushed, not committed)."""
+    row = session.get(SourceStateRow, name)
+    if row is None:
+        row = SourceStateRow(name=name, kind=kind, consecutive_failures=0)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def advance_cursor(session: Session, name: str, kind: str, cursor: datetime | None) -> None:
+    """Move the cursor forward (never back) to the newest item stored in this transaction."""
+    if cursor is None:
+        return
+    row = source_state(session, name, kind)
+    if row.cursor is None or cursor > row.cursor:
+        row.cursor = cursor
+
+
+KEEP = object()  # record_success(warning=KEEP): leave the last warning as it is (HTTP 304)
+
+
+def http_cache(session: Session, name: str) -> tuple[str | None, str | None]:
+    """The stored ETag and Last-Modified of a feed, for a conditional GET."""
+    row = session.get(SourceStateRow, name)
+    return (row.etag, row.last_modified) if row else (None, None)
+
+
+def record_success(session: Session, name: str, kind: str, now: datetime, *,
+                   warning=None, etag: str | None = None,
+                   last_modified: str | None = None, validators: bool = False) -> None:
+    row = source_state(session, name, kind)
+    row.last_attempt_at = now
+    row.last_success_at = now
+    row.consecutive_failures = 0
+    if warning is not KEEP:
+        row.last_warning = warning
+    if validators:  # the ETag/Last-Modified that came with what was just stored
+        row.etag, row.last_modified = etag, last_modified
+
+
+def record_failure(session: Session, name: str, kind: str, now: datetime, error: str) -> None:
+    row = source_state(session, name, kind)
+    row.last_attempt_at = now
+    row.last_error = error[:2000]
+    row.last_error_at = now
+    row.consecutive_failures = (row.consecutive_failures or 0) + 1
