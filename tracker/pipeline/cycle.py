@@ -1,0 +1,255 @@
+"""The worker's jobs: each run holds a lease in the database (so two workers never run the
+same job at once), is recorded in job_runs (start, end, outcome, counts, error), and logs one
+line per event. `run_cycle` is the cron-friendly "fetch, then the digest if one is due".
+
+Time: a run takes a logical `now` (tests pass a controllable clock); recorded times and lease
+expiries are `now` plus the real elapsed time, so a run never mixes two clocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tracker.config import previous_fire_time
+from tracker.errors import TrackerError
+from tracker.pipeline import App, utcnow
+from tracker.store import runs
+from tracker.store.db import transaction
+
+log = logging.getLogger("tracker.worker")
+
+PIPELINE = ("fetch", "digest")  # the order jobs run in when run together
+
+
+@dataclass
+class JobResult:
+    job: str
+    outcome: str  # ok | failed | abandoned | skipped
+    counts: dict = field(default_factory=dict)
+    error: str | None = None
+    run_id: int | None = None
+    detail: str | None = None  # a human sentence for the log line (not stored)
+
+
+def _fetch_job(app: App, now: datetime) -> JobResult:
+    from tracker.pipeline.ingest import fetch
+
+    report = fetch(app, now=now, progress=False)
+    failed = {s.name: s.error for s in report.sources if s.error}
+    counts = {key: sum(getattr(s, key) for s in report.sources)
+              for key in ("fetched", "new", "updated", "errors")}
+    counts["sources"] = len(report.sources)
+    counts["failed_sources"] = len(failed)  # which ones and why: in `error`
+    error = "; ".join(f"{name}: {msg}" for name, msg in failed.items()) or None
+    return JobResult("fetch", "failed" if report.all_failed else "ok", counts, error)
+
+
+def _digest_job(app: App, now: datetime) -> JobResult:
+    from tracker.pipeline.digest import send_digest
+
+    outcome = send_digest(app, now=now)
+    counts = {"status": outcome.status, "items": outcome.item_count}
+    return JobResult("digest", "ok", counts, detail=outcome.message)
+
+
+JOBS: dict[str, Callable[[App, datetime], JobResult]] = {
+    "fetch": _fetch_job, "digest": _digest_job,
+}
+
+
+def _event(level: int, message: str, **fields) -> None:
+    log.log(level, message, extra={"fields": fields})
+
+
+@dataclass
+class _Active:
+    job: str
+    run_id: int
+    started: float  # time.monotonic()
+    now: datetime
+    done: bool = False
+
+
+class Runner:
+    """Runs jobs for one process. Thread-safe: the scheduler runs jobs in a worker thread
+    while the main thread may call `abandon` on shutdown."""
+
+    def __init__(self, app: App, jobs: dict | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.app = app
+        self.jobs = jobs or JOBS
+        self.clock = clock
+        self.host = socket.gethostname()
+        self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._guard = threading.Lock()
+        self._active: _Active | None = None
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(seconds=self.app.config.schedule.lock_ttl_seconds)
+
+    def run_job(self, job: str, now: datetime | None = None) -> JobResult:
+        """Run one job under its lease; never raises for a job failure (it is recorded)."""
+        now = now or self.clock()
+        if self.stopping.is_set():
+            _event(logging.INFO, f"{job}: skipped, worker is stopping", job=job,
+                   event="skipped")
+            return JobResult(job, "skipped", error="worker is stopping")
+        if not self._begin(job, now):
+            return JobResult(job, "skipped", error="another worker holds the lock")
+        active = self._active
+        renewer = threading.Thread(target=self._renew_loop, args=(active,), daemon=True)
+        renewer.start()
+        try:
+            result = self.jobs[job](self.app, now)
+        except TrackerError as exc:
+            result = JobResult(job, "failed", error=str(exc))
+        except Exception as exc:  # a bug: record it, keep the worker alive
+            log.debug("%s: unexpected error", job, exc_info=True)  # traceback with -v
+            result = JobResult(job, "failed", error=f"{type(exc).__name__}: {exc}")
+        except BaseException:  # KeyboardInterrupt/SystemExit: close the run, then go
+            self.abandon("interrupted")
+            raise
+        result.run_id = active.run_id
+        self._end(active, result)
+        return result
+
+    def _begin(self, job: str, now: datetime) -> bool:
+        with self._guard, transaction(self.app.sessions) as session:
+            if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
+                holder = next((lk.holder for lk in runs.live_locks(session, now)
+                               if lk.name == job), "another worker")
+                _event(logging.INFO, f"{job}: skipped, lock held by {holder}", job=job,
+                       event="skipped", holder=holder)
+                return False
+            stale = runs.abandon_running(session, job, now, "holder stopped before finishing")
+            run_id = runs.start_run(session, job, now, self.host, os.getpid())
+            self._active = _Active(job, run_id, time.monotonic(), now)
+            self._idle.clear()
+        if stale:
+            _event(logging.WARNING, f"{job}: marked {stale} unfinished earlier run(s) abandoned",
+                   job=job, event="abandoned_stale", count=stale)
+        _event(logging.INFO, f"{job}: started (run {run_id})", job=job, event="started",
+               run_id=run_id)
+        return True
+
+    def _elapsed_now(self, active: _Active) -> datetime:
+        return active.now + timedelta(seconds=time.monotonic() - active.started)
+
+    def _end(self, active: _Active, result: JobResult) -> None:
+        with self._guard:
+            if active.done:  # abandoned by a shutdown meanwhile; that record stands
+                return
+            active.done = True
+            finished = self._elapsed_now(active)
+            try:
+                with transaction(self.app.sessions) as session:
+                    runs.finish_run(session, active.run_id, finished, result.outcome,
+                                    result.counts, result.error)
+                    runs.release_lock(session, active.job, self.holder)
+            finally:  # if the store is gone, the lease expires and the run reads 'running'
+                self._active = None
+                self._idle.set()
+        seconds = round((finished - active.now).total_seconds(), 1)
+        level = logging.INFO if result.outcome == "ok" else logging.ERROR
+        message = f"{active.job}: {result.outcome} in {seconds}s{_summary(result.counts)}"
+        if result.error or result.detail:
+            message += f": {result.error or result.detail}"
+        _event(level, message, job=active.job, event="finished", run_id=active.run_id,
+               outcome=result.outcome, seconds=seconds, counts=result.counts, error=result.error)
+
+    def _renew_loop(self, active: _Active) -> None:
+        """Extend the lease every third of its TTL while the job runs."""
+        interval = self.ttl.total_seconds() / 3
+        while not self._idle.wait(interval):
+            with self._guard:
+                if active.done:
+                    return
+                with transaction(self.app.sessions) as session:
+                    ours = runs.renew_lock(session, active.job, self.holder,
+                                           self._elapsed_now(active), self.ttl)
+            if not ours:
+                _event(logging.WARNING, f"{active.job}: lease lost (expired and taken over)",
+                       job=active.job, event="lease_lost")
+                return
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self._idle.wait(timeout)
+
+    def abandon(self, reason: str) -> None:
+        """Record the running job as abandoned and free its lease (used on shutdown). The
+        job's own open transaction dies with the process and rolls back, so nothing is
+        half-written: every batch the job committed is complete."""
+        with self._guard:
+            active = self._active
+            if active is None or active.done:
+                return
+            active.done = True
+            try:
+                with transaction(self.app.sessions) as session:
+                    runs.finish_run(session, active.run_id, self._elapsed_now(active),
+                                    "abandoned", error=reason)
+                    runs.release_lock(session, active.job, self.holder)
+            finally:
+                self._active = None
+                self._idle.set()
+        _event(logging.WARNING, f"{active.job}: abandoned ({reason})", job=active.job,
+               event="abandoned", run_id=active.run_id, error=reason)
+
+    def run_sequence(self, jobs: list[str], now: datetime | None = None) -> list[JobResult]:
+        """Run jobs in pipeline order (used by --run-now and the start-up catch-up)."""
+        return [self.run_job(job, now) for job in PIPELINE if job in jobs]
+
+
+def _summary(counts: dict) -> str:
+    parts = [f"{k}={v}" for k, v in counts.items() if v is not None]
+    return " (" + ", ".join(parts) + ")" if parts else ""
+
+
+def digest_due(app: App, now: datetime) -> bool:
+    """Is there a scheduled digest fire time <= now that no sent digest covers yet?"""
+    schedule = app.config.schedule
+    fire = previous_fire_time(schedule.digest, schedule.timezone, now)
+    if fire is None:
+        return False
+    with app.sessions() as session:
+        last_end = runs.last_sent_period_end(session)
+    return last_end is None or last_end < fire
+
+
+def jobs_behind(app: App, now: datetime) -> list[str]:
+    """What a worker that was down must catch up on when it comes back: the digest whenever
+    a scheduled one was not sent (send_digest is exactly-once per period, so a duplicate
+    trigger sends nothing), and the fetch if its last fire time passed without a run and
+    either that is within misfire_grace_seconds or a digest is about to go out."""
+    schedule = app.config.schedule
+    digest = digest_due(app, now)
+    fire = previous_fire_time(schedule.fetch, schedule.timezone, now)
+    with app.sessions() as session:
+        last = runs.last_run_start(session, "fetch")
+    grace = timedelta(seconds=schedule.misfire_grace_seconds)
+    fetch = fire is not None and (last is None or last < fire) and (digest or now - fire <= grace)
+    return [job for job, behind in (("fetch", fetch), ("digest", digest)) if behind]
+
+
+def run_cycle(app: App, now: datetime | None = None,
+              runner: Runner | None = None) -> list[JobResult]:
+    """One cycle for cron/systemd users: fetch (which scores new items), then the digest if
+    one is due."""
+    runner = runner or Runner(app)
+    now = now or runner.clock()
+    results = [runner.run_job("fetch", now)]
+    if digest_due(app, now):
+        results.append(runner.run_job("digest", now))
+    return results

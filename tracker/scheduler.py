@@ -1,0 +1,129 @@
+"""The long-running worker: APScheduler 3.x (it lives only in this module) runs the jobs from
+[schedule] on cron triggers in the configured time zone.
+
+One executor thread runs every job, so fetch and digest never overlap inside a worker and a
+start-up sequence (--run-now or the catch-up after downtime) runs before any cron job. The
+main thread only waits for SIGTERM/SIGINT; on a signal nothing new starts, the running job
+gets a few seconds to finish and is otherwise abandoned (recorded, lease released): its open
+transaction dies with the process, so the store holds only complete batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tracker.config import Config
+from tracker.errors import ConfigError, TrackerError
+from tracker.pipeline import utcnow
+from tracker.pipeline.cycle import PIPELINE, Runner, jobs_behind
+
+log = logging.getLogger("tracker.worker")
+
+STOP_GRACE_SECONDS = 5.0  # under Docker's default 10 s stop timeout
+
+
+def triggers(config: Config) -> dict:
+    """job id -> CronTrigger, from [schedule] in its time zone (ConfigError if invalid)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    zone = ZoneInfo(config.schedule.timezone)
+    result = {}
+    for job in PIPELINE:
+        expression = getattr(config.schedule, job)
+        try:
+            result[job] = CronTrigger.from_crontab(expression, timezone=zone)
+        except ValueError as exc:
+            raise ConfigError(f"{config.source}: key 'schedule.{job}': invalid cron "
+                              f"expression {expression!r} ({exc})") from None
+    return result
+
+
+def next_fire_times(config: Config, now: datetime) -> dict[str, datetime]:
+    """When each job fires next after `now` (pure; `tracker status` shows these)."""
+    return {job: trigger.get_next_fire_time(None, now)
+            for job, trigger in triggers(config).items()}
+
+
+def build_scheduler(config: Config, run: Callable[[str], None]):
+    """A BackgroundScheduler with one job per [schedule] entry calling run(job_id)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(
+        timezone=ZoneInfo(config.schedule.timezone),
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={
+            "coalesce": True,  # several missed fire times run once
+            "max_instances": 1,
+            "misfire_grace_time": config.schedule.misfire_grace_seconds,
+        },
+    )
+    for job, trigger in triggers(config).items():
+        scheduler.add_job(run, trigger, args=[job], id=job, name=job, replace_existing=True)
+    return scheduler
+
+
+class Worker:
+    def __init__(self, runner: Runner, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+        self.runner = runner
+        self.config = runner.app.config
+        self.stop_grace = stop_grace
+        self.stop = threading.Event()
+        self.stop_reason = ""
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self.stop_reason = signal.Signals(signum).name
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _scheduled(self, job: str) -> None:
+        try:
+            self.runner.run_job(job)
+        except TrackerError as exc:  # e.g. the database is unreachable: log, keep serving
+            log.error("%s: could not run: %s", job, exc, extra={"fields": {
+                "job": job, "event": "error", "error": str(exc)}})
+
+    def _startup(self, jobs: list[str], why: str) -> None:
+        log.info("start-up run (%s): %s", why, ", ".join(jobs),
+                 extra={"fields": {"event": "startup", "jobs": jobs, "reason": why}})
+        for job in PIPELINE:
+            if job in jobs:
+                self._scheduled(job)
+
+    def serve(self, run_now: bool = False) -> bool:
+        """Run until a signal arrives. Returns False if a job had to be abandoned (the
+        caller must then exit without waiting for that job's thread)."""
+        scheduler = build_scheduler(self.config, self._scheduled)
+        scheduler.start(paused=True)
+        tz = self.config.schedule.timezone
+        for job in scheduler.get_jobs():
+            log.info("%s: next run %s (%s)", job.id, job.next_run_time.isoformat(), tz,
+                     extra={"fields": {"event": "scheduled", "job": job.id,
+                                       "next_run": job.next_run_time.isoformat()}})
+        jobs, why = (list(PIPELINE), "--run-now") if run_now else (
+            jobs_behind(self.runner.app, utcnow()), "missed while the worker was down")
+        if jobs:
+            scheduler.add_job(self._startup, args=[jobs, why], id="startup", name="startup")
+        scheduler.resume()
+        while not self.stop.wait(1.0):
+            pass
+        log.info("stopping (%s)", self.stop_reason or "requested",
+                 extra={"fields": {"event": "stopping", "signal": self.stop_reason}})
+        self.runner.stopping.set()  # queued jobs are skipped from now on
+        scheduler.shutdown(wait=False)
+        if self.runner.wait_idle(self.stop_grace):
+            log.info("stopped", extra={"fields": {"event": "stopped"}})
+            return True
+        try:
+            self.runner.abandon(f"worker stopped by {self.stop_reason or 'request'}")
+        except Exception as exc:  # the lease then expires after lock_ttl_seconds
+            log.error("could not record the abandoned run: %s", exc)
+        return False
