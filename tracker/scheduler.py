@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from tracker.config import Config
@@ -44,9 +44,10 @@ def triggers(config: Config) -> dict:
 
 
 def next_fire_times(config: Config, now: datetime) -> dict[str, datetime]:
-    """When each job fires next after `now` (pure; `tracker status` shows these)."""
-    return {job: trigger.get_next_fire_time(None, now)
-            for job, trigger in triggers(config).items()}
+    """When each job fires next after `now`, in UTC (pure; `tracker status` shows these)."""
+    fires = {job: trigger.get_next_fire_time(None, now)
+             for job, trigger in triggers(config).items()}
+    return {job: fire.astimezone(UTC) if fire else None for job, fire in fires.items()}
 
 
 def build_scheduler(config: Config, run: Callable[[str], None]):

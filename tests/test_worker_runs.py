@@ -1,0 +1,148 @@
+"""Job runs: recorded with a controllable clock, failures recorded without killing the
+worker, leases respected, stale runs of a crashed holder closed, shutdown abandonment, and
+the catch-up decision for a worker that was down."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from tracker.errors import SourceError
+from tracker.pipeline.cycle import JobResult, Runner, digest_due, jobs_behind
+from tracker.store import runs
+from tracker.store.db import transaction
+from tracker.store.schema import DigestRow, JobRunRow, LockRow
+
+MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # digest "0 8 * * mon" fired at 08:00
+TTL = timedelta(hours=3)
+
+
+def _runs(app) -> list[JobRunRow]:
+    with app.sessions() as session:
+        return list(session.scalars(select(JobRunRow).order_by(JobRunRow.id)))
+
+
+def _locks(app) -> list[LockRow]:
+    with app.sessions() as session:
+        return list(session.scalars(select(LockRow)))
+
+
+def test_a_run_is_recorded_at_the_given_time_and_releases_its_lease(app):
+    seen = []
+
+    def job(app_, now):
+        seen.append(now)
+        assert [lk.name for lk in _locks(app_)] == ["fetch"]  # held while running
+        return JobResult("fetch", "ok", {"fetched": 3, "new": 2})
+
+    result = Runner(app, jobs={"fetch": job}).run_job("fetch", MONDAY_9)
+    assert seen == [MONDAY_9] and result.outcome == "ok"
+    [row] = _runs(app)
+    assert (row.job, row.outcome, row.counts, row.error) == ("fetch", "ok",
+                                                             {"fetched": 3, "new": 2}, None)
+    assert row.started_at == MONDAY_9 and MONDAY_9 <= row.finished_at < MONDAY_9 + TTL
+    assert row.id == result.run_id and row.pid and row.host
+    assert _locks(app) == []
+
+
+def test_a_failing_job_is_recorded_and_the_runner_goes_on(app):
+    def broken(app_, now):
+        raise SourceError("arXiv API: HTTP 503", hint="try later")
+
+    def crashing(app_, now):
+        raise ZeroDivisionError("bug")
+
+    runner = Runner(app, jobs={"fetch": broken, "digest": crashing})
+    assert runner.run_job("fetch", MONDAY_9).outcome == "failed"
+    assert runner.run_job("digest", MONDAY_9).outcome == "failed"
+    first, second = _runs(app)
+    assert first.outcome == "failed" and "HTTP 503" in first.error
+    assert second.outcome == "failed" and second.error == "ZeroDivisionError: bug"
+    assert _locks(app) == []
+
+
+def test_a_job_held_by_a_live_worker_is_skipped_without_a_run(app):
+    with transaction(app.sessions) as session:
+        assert runs.acquire_lock(session, "digest", "other-host:1:x", MONDAY_9, TTL)
+    calls = []
+    runner = Runner(app, jobs={"digest": lambda a, n: calls.append(n) or JobResult("digest", "ok")})
+    result = runner.run_job("digest", MONDAY_9 + timedelta(minutes=1))
+    assert result.outcome == "skipped" and calls == [] and _runs(app) == []
+
+
+def test_a_crashed_holder_blocks_only_until_its_lease_expires(app):
+    # A worker that died mid-run: its run row says 'running' and its lease is still there.
+    with transaction(app.sessions) as session:
+        assert runs.acquire_lock(session, "fetch", "dead:1:x", MONDAY_9 - TTL - TTL, TTL)
+        runs.start_run(session, "fetch", MONDAY_9 - TTL - TTL, "dead", 1)
+    runner = Runner(app, jobs={"fetch": lambda a, n: JobResult("fetch", "ok")})
+    assert runner.run_job("fetch", MONDAY_9).outcome == "ok"
+    dead, mine = _runs(app)
+    assert dead.outcome == "abandoned" and "stopped before finishing" in dead.error
+    assert mine.outcome == "ok"
+
+
+def test_abandon_during_a_run_records_it_and_frees_the_lease(app):
+    started, release = threading.Event(), threading.Event()
+
+    def slow(app_, now):
+        started.set()
+        release.wait(30)
+        return JobResult("fetch", "ok", {"fetched": 1})
+
+    runner = Runner(app, jobs={"fetch": slow})
+    thread = threading.Thread(target=runner.run_job, args=("fetch", MONDAY_9))
+    thread.start()
+    assert started.wait(30)
+    assert not runner.wait_idle(0.05)
+    runner.abandon("worker stopped by SIGTERM")
+    assert runner.wait_idle(0) and _locks(app) == []
+    release.set()
+    thread.join(30)
+    [row] = _runs(app)  # the job finishing later does not overwrite the abandoned record
+    assert row.outcome == "abandoned" and row.error == "worker stopped by SIGTERM"
+    runner.stopping.set()
+    assert runner.run_job("fetch", MONDAY_9).outcome == "skipped" and len(_runs(app)) == 1
+
+
+def _sent_digest(app, period_end):
+    with transaction(app.sessions) as session:
+        session.add(DigestRow(period_start=period_end - timedelta(days=7), period_end=period_end,
+                              status="sent", recipients=["a@example.org"],
+                              created_at=period_end, sent_at=period_end))
+
+
+def _fetch_run(app, at):
+    with transaction(app.sessions) as session:
+        run_id = runs.start_run(session, "fetch", at, "h", 1)
+        runs.finish_run(session, run_id, at + timedelta(minutes=1), "ok")
+
+
+def test_catch_up_after_downtime(app):
+    monday_8 = MONDAY_9 - timedelta(hours=1)
+    # Nothing ever ran: the fetch and the digest are both behind.
+    assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
+    _fetch_run(app, MONDAY_9 - timedelta(hours=3))  # 06:00 fetch ran
+    assert jobs_behind(app, MONDAY_9) == ["digest"]
+    _sent_digest(app, monday_8 - timedelta(days=7))  # last week's digest is not enough
+    assert digest_due(app, MONDAY_9)
+    _sent_digest(app, monday_8)
+    assert not digest_due(app, MONDAY_9) and jobs_behind(app, MONDAY_9) == []
+    # Tuesday: the 06:00 fetch was missed; caught up within the grace time only.
+    assert jobs_behind(app, MONDAY_9 + timedelta(hours=22)) == ["fetch"]
+    assert jobs_behind(app, MONDAY_9 + timedelta(hours=22 + 6)) == []
+    # A week later the digest is due again and pulls the missed fetch in with it.
+    assert jobs_behind(app, MONDAY_9 + timedelta(days=7, hours=6)) == ["fetch", "digest"]
+
+
+def test_catch_up_respects_the_zone(make_config):
+    from tracker.pipeline import App
+
+    app = App(make_config({"schedule": {"timezone": "America/New_York"}}))
+    try:
+        # 08:00 Monday in New York is 13:00 UTC: at 12:00 UTC that digest has not fired yet.
+        _sent_digest(app, datetime(2026, 2, 23, 13, 0, tzinfo=UTC))
+        assert not digest_due(app, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+        assert digest_due(app, datetime(2026, 3, 2, 13, 1, tzinfo=UTC))
+    finally:
+        app.close()

@@ -1,0 +1,58 @@
+"""The worker's schedule comes from [schedule]: cron in the configured zone, APScheduler job
+options, and a bad expression stops the worker at start-up with exit code 2."""
+
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from tracker.cli import cli
+from tracker.config import from_dict
+from tracker.scheduler import build_scheduler, next_fire_times
+
+
+def _config(**schedule):
+    return from_dict({"schedule": schedule, "feeds": []})
+
+
+def test_jobs_from_config_with_stable_ids_and_options():
+    config = _config(timezone="Europe/Berlin", fetch="30 6 * * *", digest="0 8 * * mon",
+                     misfire_grace_seconds=900)
+    scheduler = build_scheduler(config, lambda job: None)
+    scheduler.start(paused=True)
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {"fetch", "digest"}
+        for job in jobs.values():
+            assert job.coalesce is True and job.max_instances == 1
+            assert job.misfire_grace_time == 900
+            assert job.args == (job.id,)
+            assert str(job.trigger.timezone) == "Europe/Berlin"
+        assert jobs["fetch"].next_run_time.hour == 6 and jobs["fetch"].next_run_time.minute == 30
+        assert jobs["digest"].next_run_time.weekday() == 0
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_next_fire_times_follow_the_zone_and_daylight_saving():
+    config = _config(timezone="Europe/Berlin", fetch="30 6 * * *", digest="0 8 * * mon")
+    winter = next_fire_times(config, datetime(2026, 1, 5, 6, 0, tzinfo=UTC))  # a Monday
+    assert winter["fetch"] == datetime(2026, 1, 6, 5, 30, tzinfo=UTC)  # 06:30 CET passed
+    assert winter["digest"] == datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
+    summer = next_fire_times(config, datetime(2026, 7, 6, 4, 0, tzinfo=UTC))  # 06:00 CEST
+    assert summer["fetch"] == datetime(2026, 7, 6, 4, 30, tzinfo=UTC)
+    assert summer["digest"] == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+def test_bad_cron_expression_stops_the_worker_with_exit_2(tmp_path):
+    config = tmp_path / "tracker.toml"
+    config.write_text('[schedule]\nfetch = "61 * * * *"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "worker"])
+    assert result.exit_code == 2
+    assert "schedule.fetch" in result.output and str(config) in result.output
+
+
+def test_unknown_time_zone_stops_the_worker_with_exit_2(tmp_path):
+    config = tmp_path / "tracker.toml"
+    config.write_text('[schedule]\ntimezone = "Mars/Olympus"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "worker", "--run-now"])
+    assert result.exit_code == 2 and "schedule.timezone" in result.output
