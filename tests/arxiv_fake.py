@@ -97,10 +97,13 @@ class FakeArxiv:
     def __init__(self, entries: list[Entry], faults: dict[int, Reply] | None = None):
         self.entries = list(entries)
         self.faults = dict(faults or {})
+        self.outage: Reply | None = None  # when set, served to every request
         self.served = 0
 
     def __call__(self, request: Request) -> Reply:
         number, self.served = self.served, self.served + 1
+        if self.outage is not None:
+            return self.outage
         if number in self.faults:
             return self.faults[number]
         return Reply(200, self.page(parse_qs(request.query)),

@@ -98,11 +98,14 @@ def parse(name: str, url: str, body: bytes, headers: dict[str, str] | None) -> P
     warning = None
     if parsed.bozo:
         warning = f"ill-formed feed: {_describe(parsed.get('bozo_exception'))}"
-        if not parsed.entries and not parsed.get("version"):
-            raise SourceError(f"cannot parse the feed at {url}: {warning}",
-                              hint="open the URL in a browser; is it still an RSS/Atom feed?")
+    if not parsed.entries and not parsed.get("version"):
+        raise SourceError(f"{url} is not an RSS/Atom feed ({warning or 'no feed elements'})",
+                          hint="open the URL in a browser; is it still the blog's feed?")
     posts, skipped = [], 0
     for entry in parsed.entries:
+        if not (entry.get("title") or entry.get("link") or _content_html(entry)):
+            skipped += 1  # a fragment (e.g. cut off mid-entry): nothing to show or identify
+            continue
         try:
             posts.append(_post(name, entry))
         except (TypeError, ValueError, AttributeError) as exc:  # one odd entry, not the feed

@@ -1,0 +1,270 @@
+"""arXiv ingest end to end: a fake arXiv API on a local HTTP server (real HTTP, real XML,
+real databases on both backends), with the faults the real API produces."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.arxiv_fake import FakeArxiv, feed_xml, make_entries
+from tests.localserver import Reply
+from tracker.pipeline import App, relevance
+from tracker.pipeline.ingest import backfill, fetch
+from tracker.sources import arxiv as source
+from tracker.store.schema import PaperRow, PaperVersionRow, SourceStateRow
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+DATA = Path(__file__).parent / "data" / "arxiv"
+
+
+@pytest.fixture
+def arxiv_app(make_config, local_server):
+    """An App whose arXiv source is the fake API; 45 papers over the last 6 days."""
+    entries = make_entries(45, NOW - timedelta(days=6), step=timedelta(hours=3))
+    fake = FakeArxiv(entries)
+    local_server.route("/api/query", fake)
+
+    def build(**arxiv):
+        opts = {"api_url": local_server.url("/api/query"), "delay_seconds": 0,
+                "page_size": 10, "timeout_seconds": 2, "max_retries": 2} | arxiv
+        return App(make_config({"arxiv": opts, "relevance": {"seed_papers": []}}))
+
+    apps = []
+    yield fake, lambda **kw: apps.append(build(**kw)) or apps[-1]
+    for app in apps:
+        app.close()
+
+
+def papers(app) -> dict[str, int]:
+    with app.sessions() as s:
+        return dict(s.execute(select(PaperRow.id, PaperRow.version)).all())
+
+
+def state(app) -> SourceStateRow:
+    with app.sessions() as s:
+        return s.get(SourceStateRow, "arxiv")
+
+
+def test_first_fetch_stores_everything_once_and_second_run_is_idempotent(arxiv_app, local_server):
+    fake, build = arxiv_app
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert (rep.fetched, rep.new, rep.updated, rep.errors, rep.error) == (45, 45, 0, 0, None)
+    assert set(papers(app)) == {e.id for e in fake.entries}
+    st = state(app)
+    assert st.cursor == max(e.updated for e in fake.entries)
+    assert (st.last_success_at, st.consecutive_failures, st.last_error) == (NOW, 0, None)
+    later = NOW + timedelta(hours=1)
+    (again,) = fetch(app, now=later).sources
+    assert (again.new, again.updated, again.error) == (0, 0, None)
+    assert len(papers(app)) == 45
+    # the second run re-reads overlap_hours (48) before the cursor, not the whole lookback
+    query = parse_qs([r.query for r in local_server.requests][-1])["search_query"][0]
+    since = re.search(r"lastUpdatedDate:\[(\d{12})", query)[1]
+    assert since == f"{st.cursor - timedelta(hours=48):%Y%m%d%H%M}"
+
+
+def test_new_version_updates_the_record_and_counts_as_update(arxiv_app):
+    fake, build = arxiv_app
+    app = build()
+    fetch(app, now=NOW)
+    old = fake.entries[7]
+    fake.entries[7] = old.bumped(NOW + timedelta(hours=1), title="Neural coding, revised")
+    later = NOW + timedelta(hours=2)
+    (rep,) = fetch(app, now=later).sources
+    assert (rep.new, rep.updated) == (0, 1)
+    with app.sessions() as s:
+        row = s.get(PaperRow, old.id)
+        assert (row.version, row.title) == (2, "Neural coding, revised")
+        assert (row.first_seen_at, row.version_seen_at) == (NOW, later)
+        versions = s.scalars(select(PaperVersionRow.version)
+                             .where(PaperVersionRow.paper_id == old.id)).all()
+        assert sorted(versions) == [1, 2]
+        assert s.scalar(select(func.count()).select_from(PaperRow)) == 45
+
+
+def empty_page(start: int) -> Reply:
+    return Reply(200, feed_xml([], 45, start, 10))
+
+
+FAULTS = {
+    "503 then success": ({1: Reply(503, b"Service Unavailable")}, {}),
+    "429 with Retry-After": ({1: Reply(429, b"", {"Retry-After": "1"})}, {}),
+    "empty middle page": ({2: empty_page(20)}, {}),
+    "truncated XML": ({1: Reply(200, feed_xml(make_entries(10, NOW), 45, 10, 10),
+                                truncate_at=700)}, {}),
+    "malformed XML": ({3: Reply(200, feed_xml(make_entries(10, NOW), 45, 30, 10)[:900])}, {}),
+    "slow response past the timeout": ({1: Reply(200, b"", delay=1.5)}, {"timeout_seconds": 0.5}),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_faults_are_retried_and_nothing_is_lost_or_duplicated(arxiv_app, local_server, fault):
+    fake, build = arxiv_app
+    fake.faults, opts = FAULTS[fault]
+    app = build(**opts)
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and rep.new == 45
+    assert set(papers(app)) == {e.id for e in fake.entries}
+    assert fake.served == 5 + 1  # five pages plus the one retried request
+    st = state(app)
+    assert st.cursor == max(e.updated for e in fake.entries) and st.consecutive_failures == 0
+    if fault == "429 with Retry-After":  # honoured: the retry waited at least 1 s
+        stamps = [r.at for r in local_server.requests]
+        assert stamps[2] - stamps[1] >= 0.99
+
+
+def test_a_failed_run_keeps_what_it_stored_and_the_next_run_fills_the_gap(arxiv_app):
+    fake, build = arxiv_app
+    app = build(max_retries=1)
+    fake.faults = {n: Reply(503, b"down") for n in range(2, 100)}
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error and "HTTP 503" in rep.error and (rep.new, rep.fetched) == (20, 20)
+    stored = papers(app)
+    assert len(stored) == 20
+    st = state(app)
+    first_20 = sorted(fake.entries, key=lambda e: e.updated)[:20]
+    assert st.cursor == max(e.updated for e in first_20)  # only over what was stored
+    assert (st.consecutive_failures, st.last_error_at, st.last_success_at) == (1, NOW, None)
+    fake.faults = {}
+    later = NOW + timedelta(hours=6)
+    (rep2,) = fetch(app, now=later).sources
+    assert rep2.error is None and rep2.new == 25
+    assert set(papers(app)) == {e.id for e in fake.entries}
+    st = state(app)
+    assert (st.consecutive_failures, st.last_success_at) == (0, later)
+    assert st.last_error_at == NOW  # history of the last error is kept
+
+
+def test_cross_lists_and_old_style_ids_are_stored_once(arxiv_app, local_server):
+    _, build = arxiv_app
+    sample = (DATA / "versions_crosslist_oldstyle.xml").read_bytes()
+    local_server.route("/api/query", Reply(200, sample))
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert (rep.fetched, rep.new, rep.error) == (4, 3, None)
+    assert papers(app) == {"math/0211159": 1, "2210.08340": 2, "2209.03718": 1}
+    with app.sessions() as s:
+        assert s.get(PaperRow, "2209.03718").categories == ["q-bio.NC", "cs.LG", "cs.NE"]
+
+
+def test_windows_over_the_result_cap_are_split(arxiv_app, local_server, monkeypatch):
+    fake, build = arxiv_app
+    monkeypatch.setattr(source, "RESULT_CAP", 12)
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and set(papers(app)) == {e.id for e in fake.entries}
+    for query in [r.query for r in local_server.requests]:
+        args = parse_qs(query)
+        assert int(args["start"][0]) + int(args["max_results"][0]) <= 12
+
+
+def test_seed_papers_are_fetched_once_by_id(arxiv_app, make_config, local_server):
+    fake, _ = arxiv_app
+    old = make_entries(3, NOW - timedelta(days=400), prefix="2401")
+    fake.entries += old
+    app = App(make_config({"arxiv": {"api_url": local_server.url("/api/query"),
+                                     "delay_seconds": 0, "page_size": 10},
+                           "relevance": {"seed_papers": [old[0].id, old[2].id + "v1"]}}))
+    try:
+        (rep,) = fetch(app, now=NOW).sources
+        assert rep.error is None and rep.new == 47
+        assert {old[0].id, old[2].id} <= set(papers(app)) and old[1].id not in papers(app)
+        id_requests = [q for q in [r.query for r in local_server.requests] if "id_list" in q]
+        assert len(id_requests) == 1
+        fetch(app, now=NOW + timedelta(hours=1))
+        assert len([q for q in [r.query for r in local_server.requests] if "id_list" in q]) == 1
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("name,expected", [("1605.08386", "1605.08386"),
+                                           ("1707.08567", "1707.08567"),
+                                           ("astro-ph_0601001", "astro-ph/0601001")])
+def test_recorded_responses_over_http(shared_dir, make_config, local_server, name, expected):
+    """Real API responses (recorded by the arxiv package) served as the API: seed lookups by
+    id, and the real empty result set for the category window."""
+    bodies = shared_dir / "fixtures" / "arxiv_api" / "bodies_extracted"
+    one = next(bodies.glob(f"id_{name}_*")).read_bytes()
+    empty = next(bodies.glob("id_0000.0000_*")).read_bytes()
+    local_server.route("/api/query",
+                       lambda req: Reply(200, one if "id_list" in req.query else empty))
+    app = App(make_config({"arxiv": {"api_url": local_server.url("/api/query"),
+                                     "delay_seconds": 0},
+                           "relevance": {"seed_papers": [expected]}}))
+    try:
+        (rep,) = fetch(app, now=NOW).sources
+        assert (rep.new, rep.error) == (1, None)
+        version = int(re.search(rb"<id>http://arxiv\.org/abs/.+?v(\d+)</id>", one)[1])
+        assert papers(app) == {expected: version}
+        assert state(app).cursor is None  # seeds never move the cursor; the window was empty
+    finally:
+        app.close()
+
+
+def test_every_new_and_updated_paper_is_scored_in_its_page(arxiv_app, monkeypatch):
+    fake, build = arxiv_app
+    calls = []
+
+    def recorder(app, session, paper_ids, post_ids):
+        # the rows are visible inside the caller's transaction
+        visible = select(func.count()).where(PaperRow.id.in_(paper_ids))
+        assert session.scalar(visible) == len(paper_ids)
+        calls.append(list(paper_ids))
+        return len(paper_ids)
+
+    monkeypatch.setattr(relevance, "score_new", recorder)
+    app = build()
+    fetch(app, now=NOW)
+    assert len(calls) == 5 and sorted(sum(calls, [])) == sorted(e.id for e in fake.entries)
+    fake.entries[0] = fake.entries[0].bumped(NOW + timedelta(minutes=5))
+    calls.clear()
+    fetch(app, now=NOW + timedelta(hours=1))
+    assert sum(calls, []) == [fake.entries[0].id]
+
+
+def test_a_scoring_failure_never_loses_the_page(arxiv_app, monkeypatch):
+    fake, build = arxiv_app
+
+    def broken(*args):
+        raise RuntimeError("model file is corrupt")
+
+    monkeypatch.setattr(relevance, "score_new", broken)
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and rep.errors == 5 and len(papers(app)) == 45
+
+
+def test_backfill_pulls_history_in_day_windows_and_leaves_the_cursor(arxiv_app, local_server):
+    fake, build = arxiv_app
+    history = make_entries(30, datetime(2025, 3, 1, tzinfo=UTC), step=timedelta(hours=11),
+                           prefix="2503")
+    fake.entries += history
+    app = build()
+    rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
+                   until=datetime(2025, 3, 15, tzinfo=UTC), now=NOW)
+    assert (rep.new, rep.error) == (30, None)
+    assert set(papers(app)) == {e.id for e in history}
+    for query in [r.query for r in local_server.requests]:
+        window = parse_qs(query)["search_query"][0]
+        low, high = re.search(r"\[(\d{12}) TO (\d{12})\]", window).groups()
+        span = datetime.strptime(high, "%Y%m%d%H%M") - datetime.strptime(low, "%Y%m%d%H%M")
+        assert span <= timedelta(days=1)
+    assert state(app) is None or state(app).cursor is None
+    again = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
+                     until=datetime(2025, 3, 15, tzinfo=UTC), now=NOW)
+    assert (again.new, again.updated, again.error) == (0, 0, None) and len(papers(app)) == 30
+
+
+def test_backfill_failure_says_where_to_resume(arxiv_app):
+    fake, build = arxiv_app
+    fake.outage = Reply(503, b"down")
+    app = build(max_retries=0)
+    rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
+                   until=datetime(2025, 3, 3, tzinfo=UTC), now=NOW)
+    assert rep.error and "re-run with --since 2025-03-01" in rep.error
