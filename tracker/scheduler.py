@@ -127,4 +127,5 @@ class Worker:
             self.runner.abandon(f"worker stopped by {self.stop_reason or 'request'}")
         except Exception as exc:  # the lease then expires after lock_ttl_seconds
             log.error("could not record the abandoned run: %s", exc)
+        log.info("stopped (a job was abandoned)", extra={"fields": {"event": "stopped"}})
         return False

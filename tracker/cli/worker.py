@@ -64,8 +64,11 @@ def run_command(ctx: click.Context) -> None:
 
     # SIGTERM (systemd stop, kill) interrupts like Ctrl-C: the run is recorded as
     # abandoned and its lease released before the process exits.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    results = run_cycle(get_app(ctx))
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = run_cycle(get_app(ctx))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for result in results:
         parts = [f"{k} {v}" for k, v in result.counts.items() if v is not None]
         line = f"{result.job}: {result.outcome}"
