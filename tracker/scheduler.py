@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tracker.config import Config
@@ -45,7 +45,8 @@ def triggers(config: Config) -> dict:
 
 def next_fire_times(config: Config, now: datetime) -> dict[str, datetime]:
     """When each job fires next after `now`, in UTC (pure; `tracker status` shows these)."""
-    fires = {job: trigger.get_next_fire_time(None, now)
+    after = now + timedelta(microseconds=1)  # strictly after: a fire time == now is due now
+    fires = {job: trigger.get_next_fire_time(None, after)
              for job, trigger in triggers(config).items()}
     return {job: fire.astimezone(UTC) if fire else None for job, fire in fires.items()}
 
