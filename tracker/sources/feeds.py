@@ -12,6 +12,7 @@ import hashlib
 import html
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,7 +69,7 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
             if resp.status_code != 200:
                 raise SourceError(f"HTTP {resp.status_code} from {url}",
                                   hint="check the feed URL in [[feeds]]")
-            body = _read_capped(resp, max_bytes, url)
+            body = _read_capped(resp, max_bytes, url, time.monotonic() + timeout)
             resp_headers = {k.lower(): v for k, v in resp.headers.items()}
     except requests.Timeout:
         raise SourceError(f"no answer from {url} within {timeout:g} s") from None
@@ -78,9 +79,13 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
                         resp_headers.get("last-modified"))
 
 
-def _read_capped(resp: requests.Response, max_bytes: int, url: str) -> bytes:
+def _read_capped(resp: requests.Response, max_bytes: int, url: str, deadline: float) -> bytes:
+    """The body, refusing more than max_bytes, and a server that trickles it out for longer
+    than the timeout (requests' own timeout applies to each read, not the whole body)."""
     chunks, size = [], 0
     for chunk in resp.iter_content(64 * 1024):
+        if time.monotonic() > deadline:
+            raise SourceError(f"{url} took longer than the timeout to send its body")
         size += len(chunk)
         if size > max_bytes:
             raise SourceError(f"{url} is larger than {max_bytes} bytes",

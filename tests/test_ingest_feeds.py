@@ -1,0 +1,232 @@
+"""Feed ingest end to end over a local HTTP server, on both backends: conditional GET,
+errors and health, the real blog feeds and feedparser's own suite served as feeds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from tests.localserver import Reply
+from tracker.cli import cli
+from tracker.pipeline import App
+from tracker.pipeline.ingest import fetch
+from tracker.store.schema import PostRefRow, PostRow, SourceStateRow
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+DATA = Path(__file__).parent / "data" / "feeds"
+RSS = {"Content-Type": "application/rss+xml; charset=UTF-8"}
+
+
+@pytest.fixture
+def feed_app(make_config, local_server):
+    apps = []
+
+    def build(names, **fetch_opts):
+        feeds_cfg = [{"name": n, "url": local_server.url(f"/{n}")} for n in names]
+        app = App(make_config({"arxiv": {"enabled": False}, "feeds": feeds_cfg,
+                               "feed_fetch": fetch_opts}))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
+
+
+def posts(app, feed=None) -> list[PostRow]:
+    with app.sessions() as s:
+        query = select(PostRow).order_by(PostRow.id)
+        return list(s.scalars(query.where(PostRow.feed == feed) if feed else query))
+
+
+def state(app, name) -> SourceStateRow:
+    with app.sessions() as s:
+        return s.get(SourceStateRow, name)
+
+
+def test_posts_refs_and_conditional_get(feed_app, local_server):
+    body = (DATA / "neuro_rss.xml").read_bytes()
+    validators = {"ETag": '"v1"', "Last-Modified": "Thu, 26 Nov 2026 09:12:44 GMT"}
+
+    def serve(request):
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Reply(304, b"", validators)
+        return Reply(200, body, RSS | validators)
+
+    local_server.route("/neuro", serve)
+    app = feed_app(["neuro"])
+    (rep,) = fetch(app, now=NOW).sources
+    assert (rep.fetched, rep.new, rep.updated, rep.error) == (3, 3, 0, None)
+    first = posts(app)[0]
+    assert first.guid == "https://neuro.example.org/?p=1201" and "<script" not in first.content_html
+    with app.sessions() as s:
+        refs = set(s.execute(select(PostRefRow.kind, PostRefRow.value)
+                             .where(PostRefRow.post_id == first.id)).all())
+    assert refs == {("arxiv", "2210.08340"), ("arxiv", "2209.03718"), ("arxiv", "math/0211159"),
+                    ("doi", "10.1038/s41467-023-37180-x")}
+    st = state(app, "neuro")
+    assert (st.etag, st.last_modified, st.last_success_at) == ('"v1"', validators["Last-Modified"],
+                                                               NOW)
+    later = NOW + timedelta(hours=1)
+    (again,) = fetch(app, now=later).sources
+    assert (again.fetched, again.new, again.error) == (0, 0, None)
+    last = local_server.hits("/neuro")[-1]
+    assert last.headers["If-None-Match"] == '"v1"'
+    assert last.headers["If-Modified-Since"] == validators["Last-Modified"]
+    assert state(app, "neuro").last_success_at == later and len(posts(app)) == 3
+
+
+def test_a_changed_entry_is_updated_never_duplicated(feed_app, local_server):
+    body = (DATA / "neuro_rss.xml").read_bytes()
+    local_server.route("/neuro", Reply(200, body, RSS),
+                       Reply(200, body.replace(b"Only a title and a date", b"New words"), RSS))
+    app = feed_app(["neuro"])
+    fetch(app, now=NOW)
+    (rep,) = fetch(app, now=NOW + timedelta(hours=1)).sources
+    assert (rep.new, rep.updated) == (0, 1)
+    assert [p.summary_text for p in posts(app)][2] == "New words identify me."
+    assert len(posts(app)) == 3
+
+
+def test_failures_are_recorded_per_source_and_never_stop_the_others(feed_app, local_server):
+    local_server.route("/good", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
+    local_server.route("/gone", Reply(404, b"not here"))
+    local_server.route("/html", Reply(200, (DATA / "not_a_feed.html").read_bytes(),
+                                      {"Content-Type": "text/html"}))
+    local_server.route("/slow", Reply(200, b"", delay=1.5))
+    local_server.route("/huge", Reply(200, b"<rss>" + b" " * 9000 + b"</rss>", RSS))
+    local_server.route("/broken", Reply(200, (DATA / "broken_atom.xml").read_bytes(),
+                                        {"Content-Type": "application/atom+xml"}))
+    app = feed_app(["gone", "html", "slow", "good", "huge", "broken"], timeout_seconds=0.5,
+                   max_bytes=4096)
+    report = fetch(app, now=NOW)
+    by_name = {r.name: r for r in report.sources}
+    assert not report.all_failed
+    assert "HTTP 404" in by_name["gone"].error
+    assert "not an RSS/Atom feed" in by_name["html"].error
+    assert "no answer" in by_name["slow"].error
+    assert "larger than 4096 bytes" in by_name["huge"].error
+    assert by_name["good"].error is None and by_name["good"].new == 3
+    assert by_name["broken"].error is None and by_name["broken"].new == 1
+    assert "ill-formed" in state(app, "broken").last_warning
+    gone = state(app, "gone")
+    assert (gone.consecutive_failures, gone.last_error_at, gone.last_success_at) == (1, NOW, None)
+    fetch(app, now=NOW + timedelta(hours=1), only="gone")
+    assert state(app, "gone").consecutive_failures == 2
+    assert state(app, "good").consecutive_failures == 0
+
+
+def _config_file(tmp_path, db_url, feeds_cfg) -> Path:
+    lines = [f'[database]\nurl = "{db_url}"\n', "[arxiv]\nenabled = false\n"]
+    for name, url in feeds_cfg:
+        lines.append(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n')
+    path = tmp_path / "tracker.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_cli_fetch_exits_non_zero_only_when_every_source_failed(db_url, tmp_path, local_server):
+    local_server.route("/good", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
+    config = _config_file(tmp_path, db_url, [("good", local_server.url("/good")),
+                                            ("gone", local_server.url("/gone"))])
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config), "fetch"])
+    assert result.exit_code == 0, result.output
+    assert "good: fetched 3, new 3, updated 0, errors 0" in result.output
+    assert re.search(r"gone: FAILED \(.*\): HTTP 404", result.output)
+    result = runner.invoke(cli, ["--config", str(config), "fetch", "--source", "gone"])
+    assert result.exit_code == 1 and "gone: FAILED" in result.output
+    result = runner.invoke(cli, ["--config", str(config), "fetch", "--source", "nope"])
+    assert result.exit_code == 2 and "unknown source 'nope'" in result.output
+
+
+def _served_headers(raw: bytes) -> dict[str, str]:
+    """The `Header:` lines of a feedparser suite file: sent as real HTTP headers."""
+    head = raw[:600].decode("latin-1")
+    found = dict(re.findall(r"Header:\s+([\w-]+):\s*(.+?)\s*$", head, re.MULTILINE))
+    found.setdefault("Content-type", "application/xml")
+    return found
+
+
+def _expected_posts(raw: bytes, headers: dict[str, str], url: str) -> int | None:
+    """What feedparser recovers from the bytes (None: nothing feed-like): distinct entries
+    that have a title, a link or content."""
+    lowered = {k.lower(): v for k, v in headers.items()} | {"content-location": url}
+    lowered.update({k.lower(): v for k, v in headers.items()})
+    parsed = feedparser.parse(raw, response_headers=lowered)
+    if not parsed.entries and not parsed.get("version"):
+        return None
+    keys = {e.get("id") or e.get("link") or (e.get("title"), str(e.get("published_parsed")))
+            for e in parsed.entries
+            if e.get("title") or e.get("link") or e.get("content") or e.get("summary")}
+    return len(keys)
+
+
+@pytest.mark.parametrize("corpus", ["feedparser_suite", "blogs"])
+def test_every_shared_feed_served_over_http_is_ingested(shared_dir, feed_app, local_server,
+                                                         corpus):
+    files = sorted(p for p in (shared_dir / "fixtures" / corpus).rglob("*") if p.is_file())
+    assert files
+    names, expected = {}, {}
+    for i, path in enumerate(files):
+        raw = path.read_bytes()
+        headers = _served_headers(raw) if corpus == "feedparser_suite" else {
+            "Content-Type": "application/xml"}
+        name = f"f{i:03d}"
+        names[name] = path.name
+        local_server.route(f"/{name}", Reply(200, raw, headers))
+        expected[name] = _expected_posts(raw, headers, local_server.url(f"/{name}"))
+    app = feed_app(list(names))
+    report = fetch(app, now=NOW)  # never raises, whatever the feed
+    for rep in report.sources:
+        label = f"{rep.name} = {names[rep.name]}"
+        if expected[rep.name] is None:
+            assert rep.error and "not an RSS/Atom feed" in rep.error, label
+        else:
+            assert rep.error is None, label
+            assert len(posts(app, rep.name)) == expected[rep.name], label
+    again = fetch(app, now=NOW + timedelta(hours=1))
+    assert sum(r.new for r in again.sources) == 0
+
+
+def test_http_charset_header_decides_the_encoding(shared_dir, feed_app, local_server):
+    path = shared_dir / "fixtures/feedparser_suite/encoding/http_text_xml_charset_2.xml"
+    raw = path.read_bytes()
+    local_server.route("/cs", Reply(200, raw, _served_headers(raw)))
+    app = feed_app(["cs"])
+    fetch(app, now=NOW)
+    assert [p.summary_text for p in posts(app)] == ["This is a \xa3\u201ctest.\u201d"]
+
+
+def test_blog_posts_link_to_the_arxiv_papers_they_mention(shared_dir, feed_app, local_server):
+    path = shared_dir / "fixtures" / "blogs" / "lilianweng_lil-log_index.xml"
+    raw = path.read_bytes()
+    local_server.route("/lil", Reply(200, raw, {"Content-Type": "application/rss+xml"}))
+    app = feed_app(["lil"])
+    fetch(app, now=NOW)
+    with app.sessions() as s:
+        stored = set(s.scalars(select(PostRefRow.value).where(PostRefRow.kind == "arxiv")))
+    mentioned = set(re.findall(rb"arxiv\.org/(?:abs|pdf)/(\d{4}\.\d{4,5}|[a-z-]+/\d{7})", raw))
+    assert stored and {m.decode() for m in mentioned} == stored
+
+
+@pytest.mark.parametrize("location,expected", [
+    ("https://moved.example.org/blog/feed.xml", "https://moved.example.org/blog/posts/one/"),
+    (None, "{base}/posts/one/"),
+])
+def test_relative_links_resolve_against_content_location_or_the_feed_url(
+        feed_app, local_server, location, expected):
+    headers = {"Content-Type": "application/atom+xml"}
+    if location:
+        headers["Content-Location"] = location
+    local_server.route("/rel", Reply(200, (DATA / "relative_atom.xml").read_bytes(), headers))
+    app = feed_app(["rel"])
+    fetch(app, now=NOW)
+    (post,) = posts(app)
+    assert post.link == expected.format(base=local_server.base_url)

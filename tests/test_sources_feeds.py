@@ -1,0 +1,76 @@
+"""Feed parsing: identity, plain text, sanitized HTML, arXiv/DOI references, broken input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracker.errors import SourceError
+from tracker.sources import feeds
+
+DATA = Path(__file__).parent / "data" / "feeds"
+URL = "https://neuro.example.org/feed/"
+
+
+def parse(name: str, headers=None):
+    return feeds.parse("neuro", URL, (DATA / name).read_bytes(),
+                       headers or {"content-type": "application/rss+xml; charset=UTF-8"})
+
+
+def test_identity_is_guid_then_link_then_hash_of_title_and_date():
+    first, second, third = parse("neuro_rss.xml").posts
+    assert first.guid == "https://neuro.example.org/?p=1201"
+    assert second.guid == "https://neuro.example.org/2026/11/20/no-guid/"
+    assert third.guid.startswith("sha256:") and third.link is None
+    assert parse("neuro_rss.xml").posts[2].guid == third.guid  # stable across fetches
+
+
+def test_plain_text_summary_and_sanitized_html():
+    post = parse("neuro_rss.xml").posts[0]
+    assert post.title == "Predictive coding, revisited & extended"
+    assert post.summary_text == "A short tour of predictive coding – see the NeuroAI white paper."
+    assert "<em>predictive coding</em>" in post.content_html
+    for bad in ("<script", "alert(", "onclick", "<style", "color: red"):
+        assert bad not in post.content_html
+    assert post.author == "Pat Example"
+    assert post.published.isoformat() == "2026-11-26T09:12:44+00:00"
+
+
+def test_arxiv_ids_and_dois_are_extracted_from_links_and_text():
+    first, second, _ = parse("neuro_rss.xml").posts
+    assert first.refs == (("arxiv", "2209.03718"), ("arxiv", "2210.08340"),
+                          ("arxiv", "math/0211159"), ("doi", "10.1038/s41467-023-37180-x"))
+    assert second.refs == (("doi", "10.1101/2023.01.01.522222"),)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("see https://arxiv.org/abs/2401.01234v3.", {("arxiv", "2401.01234")}),
+    ("arXiv: 1706.03762 and arxiv:hep-th/9901001v2", {("arxiv", "1706.03762"),
+                                                      ("arxiv", "hep-th/9901001")}),
+    ("https://arxiv.org/abs/math.AG/0211159", {("arxiv", "math/0211159")}),
+    ("https://doi.org/10.48550/arXiv.2305.10601", {("arxiv", "2305.10601")}),
+    ("(doi:10.1016/j.neuron.2020.01.001)", {("doi", "10.1016/j.neuron.2020.01.001")}),
+    ("version 2024.1 of a tool, 3.14159", set()),
+])
+def test_reference_patterns(text, expected):
+    assert set(feeds.extract_refs(text)) == expected
+
+
+def test_ill_formed_feed_keeps_what_was_recovered_with_a_warning():
+    parsed = parse("broken_atom.xml", {"content-type": "application/atom+xml"})
+    assert [p.title for p in parsed.posts] == ["The one entry that arrived"]
+    assert parsed.posts[0].link == "https://neuro.example.org/posts/one/"  # relative to the URL
+    assert parsed.posts[0].summary_text == "Spiking networks & dendrites"
+    assert parsed.warning.startswith("ill-formed feed: SAXParseException")
+    assert "1 entries skipped" in parsed.warning  # the cut-off fragment
+
+
+def test_a_document_that_is_not_a_feed_is_a_source_error():
+    with pytest.raises(SourceError, match="is not an RSS/Atom feed"):
+        parse("not_a_feed.html", {"content-type": "text/html"})
+
+
+def test_plain_text_drops_script_bodies_and_decodes_entities():
+    html = "<p>a &amp; b&nbsp;<script>var x = 1;</script><b>c</b> &#8220;d&#8221;</p>"
+    assert feeds.plain_text(html) == "a & b c “d”"
