@@ -112,17 +112,19 @@ def _sent_digest(app, period_end):
                               created_at=period_end, sent_at=period_end))
 
 
-def _fetch_run(app, at):
+def _fetch_run(app, at, outcome="ok"):
     with transaction(app.sessions) as session:
         run_id = runs.start_run(session, "fetch", at, "h", 1)
-        runs.finish_run(session, run_id, at + timedelta(minutes=1), "ok")
+        runs.finish_run(session, run_id, at + timedelta(minutes=1), outcome)
 
 
 def test_catch_up_after_downtime(app):
     monday_8 = MONDAY_9 - timedelta(hours=1)
     # Nothing ever ran: the fetch and the digest are both behind.
     assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
-    _fetch_run(app, MONDAY_9 - timedelta(hours=3))  # 06:00 fetch ran
+    _fetch_run(app, MONDAY_9 - timedelta(hours=3), "abandoned")  # cut off: does not count
+    assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
+    _fetch_run(app, MONDAY_9 - timedelta(hours=3), "failed")  # 06:00 fetch ran
     assert jobs_behind(app, MONDAY_9) == ["digest"]
     _sent_digest(app, monday_8 - timedelta(days=7))  # last week's digest is not enough
     assert digest_due(app, MONDAY_9)

@@ -97,8 +97,10 @@ def abandon_running(session: Session, job: str, now: datetime, reason: str) -> i
 
 
 def last_run_start(session: Session, job: str) -> datetime | None:
-    """When the latest run of `job` started (any outcome: a failed run still counts as run)."""
-    return session.scalar(select(func.max(JobRunRow.started_at)).where(JobRunRow.job == job))
+    """When the latest finished run of `job` started. A failed run counts (retrying it on
+    every restart would hammer a failing source); an abandoned or cut-off one does not."""
+    return session.scalar(select(func.max(JobRunRow.started_at)).where(
+        JobRunRow.job == job, JobRunRow.outcome.in_(("ok", "failed"))))
 
 
 def recent_runs(session: Session, limit: int = 10) -> list[JobRunRow]:
