@@ -98,6 +98,7 @@ class FakeArxiv:
         self.entries = list(entries)
         self.faults = dict(faults or {})
         self.outage: Reply | None = None  # when set, served to every request
+        self.delay = 0.0  # seconds before each normal page (to kill a client mid-fetch)
         self.served = 0
 
     def __call__(self, request: Request) -> Reply:
@@ -107,7 +108,7 @@ class FakeArxiv:
         if number in self.faults:
             return self.faults[number]
         return Reply(200, self.page(parse_qs(request.query)),
-                     {"Content-Type": "application/atom+xml; charset=UTF-8"})
+                     {"Content-Type": "application/atom+xml; charset=UTF-8"}, delay=self.delay)
 
     def select(self, args: dict) -> list[Entry]:
         if args.get("id_list"):
