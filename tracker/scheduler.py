@@ -89,9 +89,11 @@ class Worker:
     def _scheduled(self, job: str) -> None:
         try:
             self.runner.run_job(job)
-        except TrackerError as exc:  # e.g. the database is unreachable: log, keep serving
-            log.error("%s: could not run: %s", job, exc, extra={"fields": {
-                "job": job, "event": "error", "error": str(exc)}})
+        except Exception as exc:  # e.g. the database is unreachable: log, keep serving
+            error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}"
+            log.error("%s: could not run: %s", job, error, extra={"fields": {
+                "job": job, "event": "error", "error": error}})
+            log.debug("%s: traceback", job, exc_info=True)
 
     def _startup(self, jobs: list[str], why: str) -> None:
         log.info("start-up run (%s): %s", why, ", ".join(jobs),
