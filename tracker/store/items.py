@@ -65,9 +65,10 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
             continue
         versions.append({"paper_id": pid, "version": paper.version, "title": paper.title,
                          "updated": paper.updated, "seen_at": now})
-    for rows, statement in ((inserts, insert(PaperRow)), (changes, update(PaperRow)),
-                            (refreshes, update(PaperRow)), (versions, insert(PaperVersionRow))):
-        if rows:  # executemany; updates are ORM bulk updates by primary key
+    for rows, statement in ((inserts, insert(PaperRow.__table__)), (changes, update(PaperRow)),
+                            (refreshes, update(PaperRow)),
+                            (versions, insert(PaperVersionRow.__table__))):
+        if rows:  # Core executemany for inserts; ORM bulk updates by primary key
             session.execute(statement, rows)
     return result
 

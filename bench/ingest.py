@@ -1,0 +1,115 @@
+"""Ingest throughput: synthetic-but-realistic arXiv pages served by a local HTTP server
+(delay 0), through the real `tracker fetch` command into SQLite, against a raw ceiling:
+the same XML bytes parsed with lxml and inserted into a bare SQLite table.
+
+    python bench/ingest.py [--entries 10000] [--page-size 200]
+
+Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.arxiv_fake import feed_xml, make_entries  # noqa: E402
+from tests.localserver import LocalServer, Reply  # noqa: E402
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ARXIV = "{http://arxiv.org/schemas/atom}"
+
+
+def build_pages(n: int, page_size: int, now: datetime) -> list[bytes]:
+    """All pages of one 6-day window, oldest update first, as the API would serve them."""
+    entries = make_entries(n, now - timedelta(days=6), step=timedelta(days=6) / n)
+    return [feed_xml(entries[i:i + page_size], n, i, page_size).encode()
+            for i in range(0, n, page_size)]
+
+
+def serve(pages: list[bytes], page_size: int):
+    def reply(request):
+        start = int(parse_qs(request.query).get("start", ["0"])[0])
+        return Reply(200, pages[start // page_size] if start // page_size < len(pages)
+                     else pages[0][:0], {"Content-Type": "application/atom+xml"})
+    return reply
+
+
+def run_tracker(api_url: str, db_path: Path, page_size: int, now: datetime) -> tuple[float, str]:
+    from click.testing import CliRunner
+
+    from tracker.cli import cli
+    from tracker.config import from_dict
+    from tracker.pipeline import App
+
+    config = db_path.parent / "bench.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{db_path}"\n\n[arxiv]\n'
+                      f'api_url = "{api_url}"\ndelay_seconds = 0\npage_size = {page_size}\n'
+                      'lookback_days = 7\n\n[relevance]\nseed_papers = []\n')
+    app = App(from_dict({"database": {"url": f"sqlite:///{db_path}"}}))
+    app.sessions  # noqa: B018 - create the schema outside the timed part
+    app.close()
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, ["--config", str(config), "fetch", "--source", "arxiv"])
+    elapsed = time.perf_counter() - started
+    if result.exit_code != 0:
+        raise SystemExit(f"tracker fetch failed: {result.output}")
+    return elapsed, result.output.strip()
+
+
+def run_raw(pages: list[bytes], db_path: Path) -> float:
+    """The ceiling: lxml parse + executemany into a bare table, no HTTP, no checks."""
+    from lxml import etree
+
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE papers (id TEXT PRIMARY KEY, title TEXT, abstract TEXT, "
+                 "authors TEXT, categories TEXT, published TEXT, updated TEXT)")
+    started = time.perf_counter()
+    for body in pages:
+        root = etree.fromstring(body)
+        rows = [(e.findtext(f"{ATOM}id"), e.findtext(f"{ATOM}title"),
+                 e.findtext(f"{ATOM}summary"),
+                 "|".join(a.findtext(f"{ATOM}name") for a in e.iter(f"{ATOM}author")),
+                 "|".join(c.get("term") for c in e.iter(f"{ATOM}category")),
+                 e.findtext(f"{ATOM}published"), e.findtext(f"{ATOM}updated"))
+                for e in root.iter(f"{ATOM}entry")]
+        with conn:
+            conn.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--page-size", type=int, default=200)
+    args = parser.parse_args()
+    now = datetime.now(UTC).replace(microsecond=0)
+    pages = build_pages(args.entries, args.page_size, now)
+    size = sum(map(len, pages))
+    print(f"{args.entries} entries in {len(pages)} pages of {args.page_size} "
+          f"({size / 1e6:.1f} MB of Atom XML)")
+    with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
+        server.route("/api/query", serve(pages, args.page_size))
+        tracked, output = run_tracker(server.url("/api/query"), Path(tmp) / "tracker.db",
+                                      args.page_size, now)
+        raw = run_raw(pages, Path(tmp) / "raw.db")
+    print(f"  tracker fetch (HTTP + parse + upsert + cursor): {tracked:6.2f} s "
+          f"{args.entries / tracked:8.0f} entries/s   [{output}]")
+    print(f"  raw lxml + executemany (no HTTP, no checks):   {raw:6.2f} s "
+          f"{args.entries / raw:8.0f} entries/s")
+    print(f"  ratio raw/tracker: {tracked / raw:.1f}x (target: >= 2000 entries/s, within 4x)")
+
+
+if __name__ == "__main__":
+    main()
