@@ -158,3 +158,24 @@ def test_sigterm_during_a_fetch_exits_0_and_leaves_a_consistent_store(
         assert sorted(ids) == sorted(e.id for e in entries)
     finally:
         app.close()
+
+
+def test_sigterm_stops_tracker_run_and_frees_its_lease(tmp_path, db_url, local_server):
+    start = utcnow().replace(microsecond=0) - timedelta(days=2)
+    fake = FakeArxiv(make_entries(3, start), faults={0: Reply(503, "", delay=60)})
+    local_server.route("/api/query", fake)
+    run = WorkerProcess(tmp_path, db_url, worker_config(local_server), "run", name="run")
+    try:
+        wait_for(lambda: fake.served >= 1, what="the arXiv request")
+        assert run.stop(signal.SIGTERM) == 130  # like Ctrl-C: interrupted
+    finally:
+        run.kill()
+    assert "interrupted" in run.log and "Traceback" not in run.log
+    [record] = job_runs(db_url)
+    assert (record.job, record.outcome, record.error) == ("fetch", "abandoned", "interrupted")
+    app = open_app(db_url)
+    try:
+        with app.sessions() as session:
+            assert session.scalars(select(LockRow)).all() == []
+    finally:
+        app.close()

@@ -148,3 +148,20 @@ def test_catch_up_respects_the_zone(make_config):
         assert digest_due(app, datetime(2026, 3, 2, 13, 1, tzinfo=UTC))
     finally:
         app.close()
+
+
+def test_the_lease_is_renewed_while_a_long_job_runs(app):
+    expiries = []
+
+    def long_job(app_, now):
+        for _ in range(100):
+            [lock] = _locks(app_)
+            if expiries and lock.expires_at > expiries[0]:
+                return JobResult("fetch", "ok")
+            expiries.append(lock.expires_at)
+            threading.Event().wait(0.05)
+        return JobResult("fetch", "failed", error="lease never renewed")
+
+    result = Runner(app, jobs={"fetch": long_job}, renew_seconds=0.05).run_job("fetch", MONDAY_9)
+    assert result.outcome == "ok", result.error
+    assert expiries[0] == MONDAY_9 + TTL and _locks(app) == []

@@ -83,10 +83,13 @@ class Runner:
     while the main thread may call `abandon` on shutdown."""
 
     def __init__(self, app: App, jobs: dict | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 renew_seconds: float | None = None) -> None:
         self.app = app
         self.jobs = jobs or JOBS
         self.clock = clock
+        # Renew the lease every third of its TTL, so a slow job never loses it.
+        self.renew_seconds = renew_seconds or self.ttl.total_seconds() / 3
         self.host = socket.gethostname()
         self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
@@ -170,9 +173,8 @@ class Runner:
                outcome=result.outcome, seconds=seconds, counts=result.counts, error=result.error)
 
     def _renew_loop(self, active: _Active) -> None:
-        """Extend the lease every third of its TTL while the job runs."""
-        interval = self.ttl.total_seconds() / 3
-        while not self._idle.wait(interval):
+        """Extend the lease while the job runs."""
+        while not self._idle.wait(self.renew_seconds):
             with self._guard:
                 if active.done:
                     return
