@@ -268,3 +268,34 @@ def test_backfill_failure_says_where_to_resume(arxiv_app):
     rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
                    until=datetime(2025, 3, 3, tzinfo=UTC), now=NOW)
     assert rep.error and "re-run with --since 2025-03-01" in rep.error
+
+
+def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
+    import json
+
+    from click.testing import CliRunner
+
+    from tracker.cli import cli
+
+    history = make_entries(12, datetime(2025, 3, 1, tzinfo=UTC), step=timedelta(hours=3),
+                           prefix="2503")
+    local_server.route("/api/query", FakeArxiv(history))
+    config = tmp_path / "tracker.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n\n[arxiv]\napi_url = '
+                      f'"{local_server.url("/api/query")}"\ndelay_seconds = 0\n\n'
+                      "[relevance]\nseed_papers = []\n")
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    result = runner.invoke(cli, [*base, "backfill", "--since", "2025-03-01",
+                                 "--until", "2025-03-03"])
+    assert result.exit_code == 0, result.output
+    assert "arxiv: fetched" in result.output and "new 12, updated 0, errors 0" in result.output
+    result = runner.invoke(cli, [*base, "backfill", "--since", "2025-03-05", "--until",
+                                 "2025-03-01"])
+    assert result.exit_code == 2 and "is not before" in result.output
+    result = runner.invoke(cli, [*base, "backfill", "--since", "March 1st"])
+    assert result.exit_code == 2 and "expected a date like 2024-01-31" in result.output
+    result = runner.invoke(cli, [*base, "fetch", "--source", "arxiv", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (line,) = json.loads(result.output)
+    assert line["source"] == "arxiv" and line["error"] is None and line["new"] == 0

@@ -230,3 +230,14 @@ def test_relative_links_resolve_against_content_location_or_the_feed_url(
     fetch(app, now=NOW)
     (post,) = posts(app)
     assert post.link == expected.format(base=local_server.base_url)
+
+
+def test_nul_characters_never_reach_the_database(feed_app, local_server):
+    """PostgreSQL refuses NUL in text; a feed carrying one (as an entity) still stores."""
+    body = (DATA / "neuro_rss.xml").read_bytes().replace(b"Neither guid nor link",
+                                                         b"Neither&#0; guid nor link")
+    local_server.route("/nul", Reply(200, body, RSS))
+    app = feed_app(["nul"])
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and rep.new == 3
+    assert all("\x00" not in p.title for p in posts(app))

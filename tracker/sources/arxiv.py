@@ -201,7 +201,7 @@ def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
 
 
 def _clean(text: str | None) -> str:
-    return _SPACE.sub(" ", text).strip() if text else ""
+    return _SPACE.sub(" ", text).replace("\x00", "").strip() if text else ""
 
 
 def _int(text: str | None, default: int) -> int:

@@ -128,7 +128,7 @@ def _describe(exc) -> str:
 
 def _post(feed: str, entry) -> Post:
     title = plain_text(entry.get("title", "")) or "(untitled)"
-    link = entry.get("link") or None
+    link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
     published = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
     content = _content_html(entry)
     summary = plain_text(entry.get("summary", "") or content)
@@ -141,7 +141,7 @@ def _post(feed: str, entry) -> Post:
         link=link,
         author=plain_text(entry.get("author", "")) or None,
         summary_text=summary,
-        content_html=nh3.clean(content) if content else "",
+        content_html=nh3.clean(content.replace("\x00", "")) if content else "",
         published=published,
         refs=extract_refs(searchable),
     )
@@ -150,6 +150,7 @@ def _post(feed: str, entry) -> Post:
 def _identity(entry, title: str, published: datetime | None) -> str:
     """guid, else link, else a hash of title + date; over-long values are hashed too."""
     value = (entry.get("id") or "").strip() or (entry.get("link") or "").strip()
+    value = value.replace("\x00", "")
     if not value:
         stamp = published.isoformat() if published else ""
         value = "sha256:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
@@ -170,8 +171,8 @@ def plain_text(fragment: str) -> str:
     """HTML to one line of text: tags (and script/style bodies) dropped, entities decoded."""
     if not fragment:
         return ""
-    stripped = nh3.clean(fragment, tags=set(), attributes={})
-    return _SPACE.sub(" ", html.unescape(stripped)).strip()
+    stripped = nh3.clean(fragment.replace("\x00", ""), tags=set(), attributes={})
+    return _SPACE.sub(" ", html.unescape(stripped)).replace("\x00", "").strip()
 
 
 def _date(parsed) -> datetime | None:

@@ -173,3 +173,13 @@ def record_failure(session: Session, name: str, kind: str, now: datetime, error:
     row.last_error = error[:2000]
     row.last_error_at = now
     row.consecutive_failures = (row.consecutive_failures or 0) + 1
+
+
+def source_health(session: Session) -> list[dict]:
+    """Cursor and health of every source that has run, for `tracker status`."""
+    rows = session.scalars(select(SourceStateRow).order_by(SourceStateRow.name))
+    return [{"name": r.name, "kind": r.kind, "cursor": r.cursor,
+             "last_attempt_at": r.last_attempt_at, "last_success_at": r.last_success_at,
+             "last_error": r.last_error, "last_error_at": r.last_error_at,
+             "last_warning": r.last_warning, "consecutive_failures": r.consecutive_failures,
+             "healthy": not r.consecutive_failures} for r in rows]
