@@ -1,22 +1,230 @@
-"""Digest use cases (issue 5). CONTRACT used by the worker; the digest work replaces the body.
+"""Digest use cases: preview, send (exactly once per period), list.
 
     send_digest(app, *, now, dry_run=False, force=False) -> DigestOutcome
-        Period = (end of the last sent digest, or now - 7 days) .. latest digest cron fire
-        time <= now (tracker.config.previous_fire_time). Exactly once per period.
+        Period = (end of the last sent digest, or 7 days before its end) .. the latest digest
+        cron fire time <= now (tracker.config.previous_fire_time); with force, .. now.
+
+Exactly once: the period is claimed in the ledger (its own committed transaction) before the
+SMTP conversation, and recorded as sent, with its items, only after the server accepted the
+message. A failed send marks the claim 'failed' and the next run re-claims and retries. A
+claim left 'sending' by a sender that died is taken over after [schedule] lock_ttl_seconds:
+if that sender died after the server accepted the message but before the ledger was updated,
+that one digest goes out twice; we prefer a rare duplicate to a digest silently lost.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tracker.config import previous_fire_time
+from tracker.digest import build
+from tracker.errors import ConfigError
+from tracker.store import digests as ledger
+from tracker.store import runs
+from tracker.store.db import transaction
+
+log = logging.getLogger("tracker.digest")
 
 
 @dataclass
 class DigestOutcome:
-    status: str  # sent | already_sent | empty_skipped | no_recipients | dry_run
+    # sent | already_sent | empty_skipped | no_recipients | dry_run | in_progress | not_due
+    status: str
     message: str
     item_count: int = 0
 
 
-def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = False) -> DigestOutcome:
-    raise NotImplementedError("digest is being built (issue 5)")
+@dataclass
+class Prepared:
+    subject: str
+    rendered: object  # tracker.digest.render.Rendered
+
+    @property
+    def digest(self) -> build.Digest:
+        return self.rendered.digest
+
+
+def _due_end(app, now: datetime, force: bool) -> datetime | None:
+    if force:
+        return now
+    schedule = app.config.schedule
+    return previous_fire_time(schedule.digest, schedule.timezone, now)
+
+
+def _subject(config, start: datetime, end: datetime) -> str:
+    zone = ZoneInfo(config.schedule.timezone)
+    try:
+        return config.digest.subject.format(start=start.astimezone(zone), end=end.astimezone(zone))
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"[digest] subject {config.digest.subject!r} cannot be formatted: "
+                          f"{exc}", hint="use {start} and {end} with strftime codes, "
+                          "e.g. {start:%d %b}") from None
+
+
+def _configured_sources(config) -> list[str]:
+    names = ["arxiv"] if config.arxiv.enabled else []
+    return names + [feed.name for feed in config.feeds if feed.enabled]
+
+
+def _paper_item(row, why, start: datetime) -> build.Item:
+    update = row.first_seen_at < start
+    return build.Item(
+        kind="paper", id=row.id, title=" ".join(row.title.split()),
+        url=f"https://arxiv.org/abs/{row.id}", score=row.score,
+        seen_at=row.version_seen_at if update else row.first_seen_at,
+        authors=tuple(row.authors or ()), categories=tuple(row.categories or ()),
+        why=tuple(why), abstract=row.abstract or "",
+        updated_version=row.version if update else None)
+
+
+def _post_item(row, why, refs) -> build.Item:
+    from tracker.digest.render import plain_text
+
+    return build.Item(
+        kind="post", id=f"post:{row.id}", title=plain_text(row.title) or "(untitled)",
+        url=row.link, score=row.score, seen_at=row.first_seen_at,
+        authors=(row.author,) if row.author else (), why=tuple(why),
+        abstract=plain_text(row.summary_text or row.content_html), source=row.feed,
+        refs=tuple(refs))
+
+
+def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
+    """Select, group and render the digest of [start, end) (reads only)."""
+    from tracker.digest.render import render
+    from tracker.scoring.themes import group_by_theme
+
+    config = app.config
+    paper_rows = ledger.candidate_papers(session, start, end, config.digest.min_score,
+                                         config.digest.include_updates)
+    post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score)
+    why = ledger.latest_why(session, paper_ids=[r.id for r in paper_rows])
+    post_why = ledger.latest_why(session, post_ids=[r.id for r in post_rows])
+    refs = ledger.arxiv_refs(session, [r.id for r in post_rows])
+    candidates = ([_paper_item(r, why.get(r.id, ()), start) for r in paper_rows]
+                  + [_post_item(r, post_why.get(r.id, ()), refs.get(r.id, ())) for r in post_rows])
+    chosen, omitted = build.select(candidates, config.digest.max_items)
+    papers = [item for item in chosen if item.kind == "paper"]
+    posts = [item for item in chosen if item.kind == "post"]
+    themes = group_by_theme([f"{p.title}. {p.abstract}" for p in papers])
+    sources = [build.SourceHealth(s.name, s.last_attempt_at, s.last_success_at, s.last_error,
+                                  s.consecutive_failures or 0)
+               for s in runs.source_health(session)]
+    warnings = build.health_warnings(sources, _configured_sources(config), start, end)
+    digest = build.assemble(start, end, papers, posts, themes,
+                            fetched=ledger.seen_count(session, start, end),
+                            relevant=len(candidates), warnings=warnings, omitted=omitted)
+    subject = _subject(config, start, end)
+    return Prepared(subject, render(digest, subject=subject, timezone=config.schedule.timezone,
+                                    unsubscribe=config.digest.unsubscribe))
+
+
+def preview(app, *, now: datetime) -> Prepared:
+    """The next digest, rendered, without sending or recording anything: the due period if
+    it was not sent yet, else everything seen since the last digest up to now."""
+    with app.sessions() as session:
+        last_end = runs.last_sent_period_end(session)
+        fire = _due_end(app, now, force=False)
+        span = build.period(last_end, fire) if fire else None
+        if span is None:
+            span = build.period(last_end, now) or (now, now)
+        return _prepare(app, session, *span)
+
+
+def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = False
+                ) -> DigestOutcome:
+    config = app.config.digest
+    end = _due_end(app, now, force)
+    if end is None:
+        return DigestOutcome("not_due", "no digest time in the schedule within the last year")
+    with app.sessions() as session:
+        last_end = runs.last_sent_period_end(session)
+    span = build.period(last_end, end)
+    if span is None:
+        return DigestOutcome("already_sent", f"the digest for the period ending "
+                             f"{end:%Y-%m-%d %H:%M} UTC was already sent")
+    if dry_run:
+        with app.sessions() as session:
+            prepared = _prepare(app, session, *span)
+        count = len(prepared.digest.items)
+        to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
+        return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
+                             f"item(s) to {to}; nothing sent or recorded", count)
+    if not config.recipients:
+        return DigestOutcome("no_recipients", "no digest sent: [digest] recipients is empty")
+    return _claim_and_send(app, now, *span)
+
+
+def _claim_and_send(app, now: datetime, start: datetime, end: datetime) -> DigestOutcome:
+    config = app.config
+    stale = now - timedelta(seconds=config.schedule.lock_ttl_seconds)
+    with transaction(app.sessions) as session:  # committed before any SMTP traffic
+        claim = ledger.claim(session, start, end, now, config.digest.recipients, stale)
+    if claim.digest_id is None:
+        state = "already sent" if claim.status == "sent" else "being sent by another process"
+        status = "already_sent" if claim.status == "sent" else "in_progress"
+        return DigestOutcome(status, f"the digest for the period ending {end:%Y-%m-%d %H:%M} "
+                             f"UTC is {state}")
+    try:
+        with app.sessions() as session:
+            prepared = _prepare(app, session, start, end)
+        digest = prepared.digest
+        if digest.empty and not config.digest.send_empty:
+            _record(app, claim, now, None, None)
+            return DigestOutcome("empty_skipped", "nothing relevant this period; no email "
+                                 "sent ([digest] send_empty = false)")
+        delivery = _deliver(app, prepared, now)
+    except BaseException as exc:
+        with transaction(app.sessions) as session:
+            ledger.mark_failed(session, claim.digest_id, claim.claimed_at,
+                               str(exc) or type(exc).__name__)
+        raise
+    _record(app, claim, now, delivery.message_id, digest, _refused_note(delivery.refused))
+    count = len(digest.items)
+    return DigestOutcome("sent", f"sent {prepared.subject!r} with {count} item(s) to "
+                         f"{len(config.digest.recipients) - len(delivery.refused)} "
+                         "recipient(s)", count)
+
+
+def _deliver(app, prepared: Prepared, now: datetime):
+    from tracker.digest.send import build_message, deliver
+
+    config = app.config
+    message = build_message(
+        subject=prepared.subject, sender=config.digest.sender,
+        recipients=config.digest.recipients, text=prepared.rendered.text,
+        html=prepared.rendered.html, now=now, list_id=config.digest.list_id,
+        unsubscribe=config.digest.unsubscribe)
+    return deliver(message, config.digest.recipients, config.smtp, config.smtp_password)
+
+
+def _refused_note(refused: dict) -> str | None:
+    if not refused:
+        return None
+    return "refused recipients: " + ", ".join(sorted(refused))
+
+
+def _record(app, claim: ledger.Claim, now: datetime, message_id: str | None,
+            digest: build.Digest | None, note: str | None = None) -> None:
+    """Mark the period sent, with its items in reading order and their section."""
+    rows = []
+    for section in digest.sections if digest else []:
+        for entry in section.entries:
+            for item in (entry.item, *entry.related):
+                post = item.kind == "post"
+                rows.append({"paper_id": None if post else item.id,
+                             "post_id": int(item.id.removeprefix("post:")) if post else None,
+                             "section": section.title, "score": item.score})
+    with transaction(app.sessions) as session:
+        if not ledger.mark_sent(session, claim.digest_id, claim.claimed_at, now, message_id,
+                                rows, note):
+            log.warning("digest %s: claim was taken over while sending; not recorded twice",
+                        claim.digest_id)
+
+
+def list_digests(app, *, limit: int = 20) -> list[dict]:
+    with app.sessions() as session:
+        return ledger.list_digests(session, limit)
+

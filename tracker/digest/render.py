@@ -1,0 +1,117 @@
+"""Render a Digest as HTML and plain text (Jinja2; the HTML template is autoescaped).
+
+Feed content never reaches the email as markup: post HTML is reduced to text with nh3 (which
+drops <script>/<style> with their content) and then escaped again by the template; links are
+kept only for http(s) and mailto URLs, so `javascript:` and friends cannot get in.
+
+The HTML part is kept under MAX_HTML_BYTES (Gmail clips messages beyond ~102 KB): when a week
+is too big the abstracts get shorter, then go, then the least relevant entries are left out
+(the email says how many, and they are not recorded as sent).
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from tracker.digest.build import Digest, entry_count, excerpt, short_authors, trimmed
+
+MAX_HTML_BYTES = 100_000
+ABSTRACT_LEVELS = (320, 160, 0)  # characters of abstract per item, tried in turn
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_SAFE_SCHEMES = ("http", "https", "mailto")
+
+
+@dataclass
+class Rendered:
+    digest: Digest  # what the email shows (possibly trimmed to fit)
+    html: str
+    text: str
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def plain_text(markup: str) -> str:
+    """Feed HTML (or text that may contain tags) as plain text."""
+    import nh3
+
+    stripped = nh3.clean(markup or "", tags=set(), attributes={})
+    return " ".join(html.unescape(stripped).split())
+
+
+def safe_url(url: str | None) -> str:
+    """The URL if it is http(s)/mailto with no control characters, else ''."""
+    if not url:
+        return ""
+    url = url.strip()
+    if any(ord(ch) < 32 or ch in "\x7f" for ch in url):
+        return ""
+    scheme = urlsplit(url).scheme.lower()
+    return url if scheme in _SAFE_SCHEMES else ""
+
+
+def _indent_wrap(text: str) -> str:
+    return textwrap.fill(text, width=76, initial_indent="  ", subsequent_indent="  ")
+
+
+@cache
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        trim_blocks=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(safe_url=safe_url, authors=short_authors, excerpt=excerpt,
+                       indent_wrap=_indent_wrap, oneline=lambda s: " ".join(str(s).split()))
+    return env
+
+
+def _when(moment: datetime, timezone: str) -> str:
+    local = moment.astimezone(ZoneInfo(timezone))
+    return local.strftime("%a %d %b %Y %H:%M ") + (local.tzname() or timezone)
+
+
+def _render_one(name: str, digest: Digest, context: dict, abstract_chars: int) -> str:
+    template = _environment().get_template(name)
+    return template.render(d=digest, sent=len(digest.items), abstract_chars=abstract_chars,
+                           **context)
+
+
+def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: str = "",
+           max_html_bytes: int = MAX_HTML_BYTES) -> Rendered:
+    """Both parts from the same data; the HTML part fits in max_html_bytes."""
+    context = {"subject": subject, "unsubscribe": unsubscribe,
+               "start": _when(digest.start, timezone), "end": _when(digest.end, timezone)}
+
+    def attempt(candidate: Digest, chars: int) -> Rendered | None:
+        page = _render_one("digest.html", candidate, context, chars)
+        if len(page.encode("utf-8")) > max_html_bytes:
+            return None
+        return Rendered(candidate, page, _render_one("digest.txt", candidate, context, chars))
+
+    for chars in ABSTRACT_LEVELS:
+        done = attempt(digest, chars)
+        if done:
+            return done
+    # Still too big without abstracts: keep the longest prefix of entries that fits.
+    low, high, best = 0, entry_count(digest), None
+    while low <= high:
+        middle = (low + high) // 2
+        done = attempt(trimmed(digest, middle), 0)
+        if done:
+            best, low = done, middle + 1
+        else:
+            high = middle - 1
+    if best is None:
+        raise ValueError(f"an empty digest does not fit in {max_html_bytes} bytes")
+    return best

@@ -1,0 +1,173 @@
+"""SQL for the digest: candidate items of a period, the send ledger (digests, digest_items)
+and the list of past digests. Callers pass a Session and commit.
+
+The ledger makes sending exactly-once: a period is claimed by inserting its row (unique
+period_end) with status 'sending' and committing before any SMTP traffic; the row becomes
+'sent' (with its items) only after the server accepted the message, or 'failed' otherwise.
+A 'failed' row, or a 'sending' row older than the stale limit (a sender that died), can be
+re-claimed with a compare-and-set update, so two senders never both own a period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from tracker.store.schema import DigestItemRow, DigestRow, PaperRow, PostRefRow, PostRow, ScoreRow
+
+
+@dataclass
+class Claim:
+    digest_id: int | None  # set when this caller now owns the period
+    claimed_at: datetime | None
+    status: str  # 'claimed', or the status of the row someone else holds: sent | sending
+
+
+def _sent_paper_ids():
+    return (select(DigestItemRow.paper_id).join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
+            .where(DigestRow.status == "sent", DigestItemRow.paper_id.is_not(None)))
+
+
+def candidate_papers(session: Session, start: datetime, end: datetime, min_score: float,
+                     include_updates: bool) -> list[PaperRow]:
+    """Papers first seen in [start, end) scoring >= min_score and never sent; with
+    include_updates also older papers whose new version was seen in the period."""
+    new = and_(PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end,
+               PaperRow.id.not_in(_sent_paper_ids()))
+    wanted = new
+    if include_updates:
+        updated = and_(PaperRow.first_seen_at < start, PaperRow.version_seen_at >= start,
+                       PaperRow.version_seen_at < end)
+        wanted = or_(new, updated)
+    return list(session.scalars(select(PaperRow).where(wanted, PaperRow.score >= min_score)))
+
+
+def candidate_posts(session: Session, start: datetime, end: datetime,
+                    min_score: float) -> list[PostRow]:
+    return list(session.scalars(select(PostRow).where(
+        PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
+        PostRow.score >= min_score)))
+
+
+def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:
+    """The `why` of each item's latest score row: {paper id or post id: [str, ...]}."""
+    result: dict = {}
+    for column, ids in ((ScoreRow.paper_id, list(paper_ids)), (ScoreRow.post_id, list(post_ids))):
+        for chunk in _chunks(ids):
+            latest = (select(func.max(ScoreRow.id)).where(column.in_(chunk))
+                      .group_by(column).scalar_subquery())
+            for key, why in session.execute(select(column, ScoreRow.why)
+                                            .where(ScoreRow.id.in_(latest))):
+                result[key] = list(why or [])
+    return result
+
+
+def arxiv_refs(session: Session, post_ids) -> dict[int, list[str]]:
+    refs: dict[int, list[str]] = {}
+    for chunk in _chunks(list(post_ids)):
+        rows = session.execute(select(PostRefRow.post_id, PostRefRow.value).where(
+            PostRefRow.post_id.in_(chunk), PostRefRow.kind == "arxiv")
+            .order_by(PostRefRow.post_id, PostRefRow.value))
+        for post_id, value in rows:
+            refs.setdefault(post_id, []).append(value)
+    return refs
+
+
+def seen_count(session: Session, start: datetime, end: datetime) -> int:
+    """Papers and posts first seen in [start, end)."""
+    papers = session.scalar(select(func.count()).select_from(PaperRow).where(
+        PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end))
+    posts = session.scalar(select(func.count()).select_from(PostRow).where(
+        PostRow.first_seen_at >= start, PostRow.first_seen_at < end))
+    return int(papers or 0) + int(posts or 0)
+
+
+def _chunks(ids: list, size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+# -- the ledger ------------------------------------------------------------------------
+
+
+def claim(session: Session, start: datetime, end: datetime, now: datetime,
+          recipients: list[str], stale_before: datetime) -> Claim:
+    """Claim the period ending at `end` for sending. Succeeds when no row exists, or the
+    row is 'failed', or it is 'sending' but was claimed before `stale_before`."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    values = {"period_start": start, "period_end": end, "status": "sending",
+              "recipients": list(recipients), "created_at": now}
+    new_id = session.execute(upsert(DigestRow).values(**values)
+                             .on_conflict_do_nothing(index_elements=["period_end"])
+                             .returning(DigestRow.id)).scalar()
+    if new_id is not None:
+        return Claim(new_id, now, "claimed")
+    row = session.execute(select(DigestRow.id, DigestRow.status, DigestRow.created_at)
+                          .where(DigestRow.period_end == end)).one()
+    takeable = row.status == "failed" or (row.status == "sending"
+                                          and row.created_at < stale_before)
+    if not takeable:
+        return Claim(None, None, row.status)
+    taken = session.execute(
+        update(DigestRow)
+        .where(DigestRow.id == row.id, DigestRow.status == row.status,
+               DigestRow.created_at == row.created_at)
+        .values(status="sending", created_at=now, period_start=start, error=None,
+                recipients=list(recipients), message_id=None, sent_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    return Claim(row.id, now, "claimed") if taken == 1 else Claim(None, None, "sending")
+
+
+def _owned(digest_id: int, claimed_at: datetime):
+    return and_(DigestRow.id == digest_id, DigestRow.status == "sending",
+                DigestRow.created_at == claimed_at)
+
+
+def mark_sent(session: Session, digest_id: int, claimed_at: datetime, now: datetime,
+              message_id: str | None, items: list[dict], error: str | None = None) -> bool:
+    """Record the period as sent with its items (dicts with paper_id/post_id, section, score,
+    in order). False if the claim was lost meanwhile (then nothing is written)."""
+    done = session.execute(
+        update(DigestRow).where(_owned(digest_id, claimed_at))
+        .values(status="sent", sent_at=now, message_id=message_id, error=error)
+        .execution_options(synchronize_session=False)).rowcount
+    if done != 1:
+        return False
+    if items:
+        session.execute(insert(DigestItemRow), [
+            {"digest_id": digest_id, "position": position, "paper_id": item.get("paper_id"),
+             "post_id": item.get("post_id"), "section": item["section"], "score": item["score"]}
+            for position, item in enumerate(items, 1)])
+    return True
+
+
+def mark_failed(session: Session, digest_id: int, claimed_at: datetime, error: str) -> bool:
+    return session.execute(
+        update(DigestRow).where(_owned(digest_id, claimed_at))
+        .values(status="failed", error=error[:2000])
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def list_digests(session: Session, limit: int) -> list[dict]:
+    counts = (select(DigestItemRow.digest_id, func.count().label("n_items"))
+              .group_by(DigestItemRow.digest_id).subquery())
+    rows = session.execute(
+        select(DigestRow, func.coalesce(counts.c.n_items, 0))
+        .outerjoin(counts, counts.c.digest_id == DigestRow.id)
+        .order_by(DigestRow.period_end.desc()).limit(limit)).all()
+    return [{"id": row.id, "period_start": row.period_start, "period_end": row.period_end,
+             "status": row.status, "items": int(items), "recipients": list(row.recipients or []),
+             "message_id": row.message_id, "claimed_at": row.created_at,
+             "sent_at": row.sent_at, "error": row.error} for row, items in rows]
+
+
+def sent_items(session: Session, digest_id: int) -> list[DigestItemRow]:
+    return list(session.scalars(select(DigestItemRow).where(DigestItemRow.digest_id == digest_id)
+                                .order_by(DigestItemRow.position)))
