@@ -287,7 +287,7 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
     runner = CliRunner()
     base = ["--config", str(config)]
     result = runner.invoke(cli, [*base, "backfill", "--since", "2025-03-01",
-                                 "--until", "2025-03-03"])
+                                 "--until", "2025-03-02"])  # the 2nd included
     assert result.exit_code == 0, result.output
     assert "arxiv: fetched" in result.output and "new 12, updated 0, errors 0" in result.output
     result = runner.invoke(cli, [*base, "backfill", "--since", "2025-03-05", "--until",
@@ -299,3 +299,10 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
     assert result.exit_code == 0, result.output
     (line,) = json.loads(result.output)
     assert line["source"] == "arxiv" and line["error"] is None and line["new"] == 0
+
+
+def test_no_categories_and_no_query_is_refused_not_a_crawl_of_all_arxiv(arxiv_app):
+    fake, build = arxiv_app
+    app = build(categories=[], query="")
+    (rep,) = fetch(app, now=NOW).sources
+    assert "neither categories nor a query" in rep.error and fake.served == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -55,7 +55,9 @@ def fetch_command(ctx: click.Context, only: str | None, fmt: str) -> None:
         ctx.exit(1)
 
 
-def _date(value: str | None, option: str) -> datetime | None:
+def _date(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
+    """A date (or ISO datetime), UTC unless it says otherwise. A bare --until date
+    includes that whole day."""
     if value is None:
         return None
     try:
@@ -63,12 +65,14 @@ def _date(value: str | None, option: str) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"expected a date like 2024-01-31, got {value!r}",
                                  param_hint=option) from None
+    if end_of_day and len(value.strip()) == 10:
+        parsed += timedelta(days=1)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @click.command("backfill")
 @click.option("--since", required=True, metavar="DATE", help="First day (YYYY-MM-DD, UTC).")
-@click.option("--until", metavar="DATE", help="End (YYYY-MM-DD, UTC; default: now).")
+@click.option("--until", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC; default: now).")
 @click.pass_context
 def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     """Pull arXiv history for the configured categories between two dates.
@@ -84,8 +88,12 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     from tracker.pipeline.ingest import backfill
 
     app = get_app(ctx)
-    rep = backfill(app, since=_date(since, "--since"), until=_date(until, "--until"),
-                   progress=sys.stdout.isatty())
+    from tracker.pipeline import utcnow
+
+    now = utcnow()
+    end = _date(until, "--until", end_of_day=True)
+    rep = backfill(app, since=_date(since, "--since"), until=min(end, now) if end else now,
+                   now=now, progress=sys.stdout.isatty())
     click.echo(_line(rep))
     if rep.error:
         ctx.exit(1)

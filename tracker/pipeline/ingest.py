@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tracker.errors import InputError, TrackerError
+from tracker.errors import ConfigError, InputError, TrackerError
 from tracker.pipeline import utcnow
 from tracker.store import items
 from tracker.store.db import transaction
@@ -101,6 +101,9 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
 def _client(cfg):
     from tracker.sources.arxiv import ArxivClient
 
+    if not cfg.categories and not cfg.query.strip():  # would page through all of arXiv
+        raise ConfigError("[arxiv] has neither categories nor a query",
+                          hint="set [arxiv] categories (e.g. [\"q-bio.NC\"]) or enabled = false")
     return ArxivClient(cfg.api_url, delay_seconds=cfg.delay_seconds,
                        timeout_seconds=cfg.timeout_seconds, max_retries=cfg.max_retries)
 
