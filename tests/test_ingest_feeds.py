@@ -241,3 +241,14 @@ def test_nul_characters_never_reach_the_database(feed_app, local_server):
     (rep,) = fetch(app, now=NOW).sources
     assert rep.error is None and rep.new == 3
     assert all("\x00" not in p.title for p in posts(app))
+
+
+def test_a_redirected_feed_resolves_links_against_its_new_home(feed_app, local_server):
+    local_server.route("/old", Reply(301, b"", {"Location": "/blog/new/feed.xml"}))
+    local_server.route("/blog/new/feed.xml", Reply(200, (DATA / "relative_atom.xml").read_bytes(),
+                                                   {"Content-Type": "application/atom+xml"}))
+    app = feed_app(["old"])
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None
+    (post,) = posts(app)
+    assert post.link == local_server.url("/blog/new/posts/one/")

@@ -71,6 +71,8 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
                                   hint="check the feed URL in [[feeds]]")
             body = _read_capped(resp, max_bytes, url, time.monotonic() + timeout)
             resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+            # after a redirect, relative links resolve against where the feed really is
+            resp_headers.setdefault("content-location", resp.url)
     except requests.Timeout:
         raise SourceError(f"no answer from {url} within {timeout:g} s") from None
     except requests.RequestException as exc:
