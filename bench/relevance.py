@@ -1,0 +1,117 @@
+"""Relevance benchmark: 5-fold stratified CV over ../shared/data (neuroai_dev + stream_dev),
+tracker vs baselines, with and without categories; cold start; scoring speed.
+
+    /work/venv/bin/python bench/relevance.py [--shared ../shared/data] [--speed-n 100000]
+
+Prints figures; asserts nothing. Positive = label 2. Nothing is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tracker.config import RelevanceConfig
+from tracker.scoring.labels import Doc, read_labels
+from tracker.scoring.metrics import evaluate
+from tracker.scoring.model import train
+from tracker.scoring.scorer import Scorer
+
+DEFAULT_KEYWORDS = RelevanceConfig().keywords
+
+
+def baseline_categories(train_docs, train_labels, docs):
+    return [1.0 if {"q-bio.NC", "cs.NE"} & set(d.categories) else 0.0 for d in docs]
+
+
+def baseline_keyword_count(train_docs, train_labels, docs):
+    from tracker.scoring.keywords import KeywordMatcher, normalize
+
+    matcher = KeywordMatcher({k: 1.0 for k, w in DEFAULT_KEYWORDS.items() if w > 0})
+    return [float(len(matcher.matches(normalize(d.text)))) for d in docs]
+
+
+def baseline_sanity(train_docs, train_labels, docs):
+    """arxiv-sanity-lite: TF-IDF 1-2 grams, sublinear tf, max_df 0.5, LinearSVC C=0.1."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    def text(d):
+        return d.text + " " + " ".join(d.categories)
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.5,
+                          strip_accents="unicode", lowercase=True, dtype=np.float32)
+    x = vec.fit_transform([text(d) for d in train_docs])
+    svm = LinearSVC(C=0.1, class_weight="balanced", max_iter=10000)
+    svm.fit(x, [1 if y == 2 else 0 for y in train_labels])
+    return svm.decision_function(vec.transform([text(d) for d in docs]))
+
+
+def tracker(keywords, **options):
+    def run(train_docs, train_labels, docs):
+        model = train(train_docs, train_labels, **options)
+        return Scorer(model, keywords).log_odds(docs)
+    return run
+
+
+def cross_validate(method, docs, labels, folds):
+    rows = []
+    for train_idx, test_idx in folds:
+        scores = method([docs[i] for i in train_idx], [labels[i] for i in train_idx],
+                        [docs[i] for i in test_idx])
+        rows.append(evaluate(scores, [labels[i] for i in test_idx], threshold=0.0))
+    return {k: float(np.mean([r[k] for r in rows]))
+            for k in ("average_precision", "precision_at_20", "roc_auc")}
+
+
+def line(name, m):
+    print(f"  {name:44s} AP {m['average_precision']:.3f}  P@20 {m['precision_at_20']:.3f}"
+          f"  ROC AUC {m['roc_auc']:.3f}", flush=True)
+
+
+def speed(n: int, docs, labels):
+    model = train(docs, labels)
+    scorer = Scorer(model, DEFAULT_KEYWORDS)
+    pool = [docs[i % len(docs)] for i in range(n)]
+    for name, s in (("trained", scorer), ("cold start", Scorer(None, DEFAULT_KEYWORDS))):
+        start = time.process_time()
+        for i in range(0, n, 2000):  # batches, as rescore does
+            s.score(pool[i:i + 2000])
+        print(f"  scoring {n} items ({name}, with why): {time.process_time() - start:.1f} s CPU")
+
+
+def main() -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2]
+                                                / "shared" / "data"))
+    parser.add_argument("--speed-n", type=int, default=100_000)
+    args = parser.parse_args()
+    records = []
+    for name in ("neuroai_dev.jsonl", "stream_dev.jsonl"):
+        records += read_labels(Path(args.shared) / name)
+    docs = [r.doc for r in records]
+    labels = [r.label for r in records]
+    plain = [Doc(d.text) for d in docs]
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(docs, labels))
+    print(f"{len(docs)} records, {sum(y == 2 for y in labels)} positive (label 2); "
+          "5-fold stratified CV, mean over folds")
+    for title, data in (("with categories", docs), ("text only (categories removed)", plain)):
+        print(title)
+        line("(a) q-bio.NC or cs.NE", cross_validate(baseline_categories, data, labels, folds))
+        line("(b) keyword count", cross_validate(baseline_keyword_count, data, labels, folds))
+        line("(c) arxiv-sanity-lite SVM", cross_validate(baseline_sanity, data, labels, folds))
+        line("tracker, trained, default keywords",
+             cross_validate(tracker(DEFAULT_KEYWORDS), data, labels, folds))
+        line("tracker, trained, no keywords", cross_validate(tracker({}), data, labels, folds))
+        cold = lambda tr, tl, d: Scorer(None, DEFAULT_KEYWORDS).log_odds(d)  # noqa: E731
+        line("tracker, cold start (default keywords)", cross_validate(cold, data, labels, folds))
+    speed(args.speed_n, docs, labels)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The scoring component on small labelled sets written for the tests (no database)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.conftest import TEST_DATA
+from tracker.errors import InputError, TrackerError
+from tracker.scoring import persist
+from tracker.scoring.keywords import KeywordMatcher, normalize
+from tracker.scoring.labels import Doc, make_doc, read_labels
+from tracker.scoring.metrics import evaluate
+from tracker.scoring.model import category_term, tfidf, train
+from tracker.scoring.scorer import Scorer
+
+SMALL = TEST_DATA / "labels" / "small.jsonl"
+SPIKING = make_doc("Spiking networks and cortex",
+                   "A spiking neural network reproduces neural recordings from visual cortex.")
+LLM = make_doc("Large language model benchmarks", "A large language model answers questions.")
+
+
+@pytest.fixture(scope="module")
+def records():
+    return read_labels(SMALL)
+
+
+@pytest.fixture(scope="module")
+def model(records):
+    return train([r.doc for r in records], [r.label for r in records], config_hash="abc")
+
+
+def test_train_and_score_ranks_neuroai_first(model):
+    scores = Scorer(model, {}).score([SPIKING, LLM])
+    assert all(0.0 <= s.score <= 1.0 for s in scores)
+    assert scores[0].score > 0.5 > scores[1].score
+    assert scores[0].why and all(isinstance(w, str) and len(w) < 60 for w in scores[0].why)
+    assert model.n_train == 20 and model.n_positive == 8 and model.config_hash == "abc"
+
+
+def test_cold_start_ranks_from_keywords_and_categories():
+    from tracker.config import RelevanceConfig
+
+    cold = Scorer(None, RelevanceConfig().keywords)
+    nc = make_doc("Cortex", "We study the brain.", ["q-bio.NC"])
+    cv = make_doc("Cortex", "We study the brain.", ["cs.CV"])
+    spiking, llm, nc_score, cv_score = (s.score for s in cold.score([SPIKING, LLM, nc, cv]))
+    assert spiking > 0.5 > llm
+    assert nc_score > cv_score
+    assert cold.version == "cold-start"
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_keyword_weight_is_monotonic_and_local(model, trained):
+    base = model if trained else None
+    other = make_doc("Graph transformers", "Message passing on molecules.")
+    dendritic = make_doc("Dendrites", "We study dendritic computation in a network model.")
+    previous = None
+    for weight in (-2.0, -1.0, 0.0, 1.0, 2.0, 4.0):
+        scorer = Scorer(base, {"dendritic computation": weight})
+        hit, miss = (s.score for s in scorer.score([dendritic, other]))
+        if previous is not None:
+            assert hit > previous[0]  # strictly up for the matching item
+            assert miss == previous[1]  # untouched otherwise
+        previous = (hit, miss)
+    llm_down = Scorer(base, {"large language model": -1.0}).score([LLM])[0].score
+    assert llm_down < Scorer(base, {}).score([LLM])[0].score
+
+
+def test_keyword_matching_rules():
+    matcher = KeywordMatcher({"spiking neural network": 1.0, "brain-computer interface": 1.0,
+                              "EEG": 1.0, "brain": 0.5})
+    text = normalize("Spiking Neural Networks for Brain Computer Interfaces (EEG); brainstorm")
+    assert matcher.matches(text) == ["spiking neural network", "brain computer interface",
+                                     "eeg", "brain"]
+    assert matcher.matches(normalize("brainstorming with neuro-symbolic nets")) == []
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_explain_is_consistent_with_score(model, trained):
+    scorer = Scorer(model if trained else None, {"visual cortex": 1.5, "large language": -1})
+    doc = make_doc("Visual cortex and large language models",
+                   "Spiking neural networks compared with neural recordings.", ["q-bio.NC"])
+    why = scorer.explain(doc, top=1000)
+    total = (why.base + why.categories + sum(v for _, v in why.keywords)
+             + sum(v for _, v in why.terms_up) + sum(v for _, v in why.terms_down)
+             + why.other_terms)
+    assert total == pytest.approx(why.log_odds, abs=1e-4)
+    assert why.other_terms == pytest.approx(0.0, abs=1e-4)  # everything was listed
+    assert 1 / (1 + math.exp(-why.log_odds)) == pytest.approx(why.score, abs=1e-6)
+    assert why.score == pytest.approx(scorer.score([doc])[0].score, abs=1e-6)
+    assert dict(why.keywords) == {"visual cortex": 1.5, "large language": -1.0}
+    if trained:
+        assert why.terms_up and why.terms_down
+        assert all(v > 0 for _, v in why.terms_up) and all(v < 0 for _, v in why.terms_down)
+
+
+def test_missing_categories_carry_no_signal():
+    """The trap of the dev data: every positive lacks categories, every negative has them.
+    The text model never sees categories, and the category model learns only from items
+    that have them, so an item without categories is scored on its text alone."""
+    docs, labels = [], []
+    for i in range(12):
+        docs.append(make_doc(f"Neural recordings {i}", "Spiking networks model cortex.", []))
+        labels.append(2)
+        docs.append(make_doc(f"Vision {i}", "Transformers detect objects.", ["cs.CV"]))
+        labels.append(0)
+    trained = train(docs, labels)
+    assert category_term(trained, ()) == 0.0
+    text_only = train([Doc(d.text) for d in docs], labels)
+    probe = [make_doc("Transformers", "Transformers detect objects in cortex.")]
+    assert Scorer(trained, {}).score(probe)[0].score == pytest.approx(
+        Scorer(text_only, {}).score(probe)[0].score, abs=1e-6)
+
+
+def test_tfidf_matches_sklearn_transform(model, records):
+    norms = [normalize(r.doc.text) for r in records] + [normalize(SPIKING.text)]
+    ours = tfidf(model.vectorizer, norms)
+    theirs = model.vectorizer.transform(norms)
+    assert abs(ours - theirs).max() < 1e-6
+
+
+def test_model_file_round_trip(model, tmp_path):
+    path = persist.save(model, tmp_path / "sub" / "model.joblib")
+    loaded = persist.load(path)
+    for name in ("version", "n_train", "n_positive", "vocab_hash", "config_hash"):
+        assert getattr(loaded, name) == getattr(model, name)
+    docs = [SPIKING, LLM]
+    assert [s.score for s in Scorer(loaded, {}).score(docs)] == \
+        [s.score for s in Scorer(model, {}).score(docs)]
+    assert persist.load(tmp_path / "absent.joblib") is None
+    (tmp_path / "junk.joblib").write_bytes(b"not a model")
+    with pytest.raises(TrackerError, match="junk.joblib"):
+        persist.load(tmp_path / "junk.joblib")
+
+
+def test_eval_metrics_match_hand_computed_case():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3]
+    labels = [2, 0, 2, 1, 2, 0]
+    m = evaluate(scores, labels, threshold=0.5)
+    assert m["average_precision"] == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    assert m["roc_auc"] == pytest.approx(6 / 9)  # 6 of 9 positive/negative pairs in order
+    assert m["precision"] == pytest.approx(2 / 4) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m["precision_at_10"] == pytest.approx(3 / 6)  # fewer than k items: all of them
+    assert m["n"] == 6 and m["n_positive"] == 3
+    assert evaluate(np.arange(60)[::-1], [2] * 20 + [0] * 40, 0.5)["precision_at_50"] == 0.4
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"id": "1", "title": "t", "abstract": "a", "label": 2}\n{"id": "2", "title": "t"',
+     r"bad\.jsonl:2: invalid JSON"),
+    ('{"id": "1", "title": "t", "label": 2}', r"bad\.jsonl:1: missing field\(s\) abstract"),
+    ('\n{"id": "1", "title": "t", "abstract": "a", "label": 3}', r"bad\.jsonl:2: unknown label 3"),
+    ('{"id": "1", "title": "t", "abstract": "a", "label": "yes"}', r"bad\.jsonl:1: unknown label"),
+    ('[1, 2]', r"bad\.jsonl:1: expected a JSON object"),
+    ('', r"bad\.jsonl: no labelled records"),
+])
+def test_bad_label_files(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        read_labels(path)
+
+
+def test_label_file_format_matches_shared_data(shared_dir):
+    records = read_labels(shared_dir / "data" / "neuroai_dev.jsonl")
+    assert len(records) == 320 and {r.label for r in records} == {0, 1, 2}
+    first = json.loads((shared_dir / "data" / "neuroai_dev.jsonl").read_text().splitlines()[0])
+    assert set(first) >= {"id", "title", "abstract", "categories", "label"}

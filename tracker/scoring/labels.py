@@ -1,0 +1,76 @@
+"""Read labelled JSONL files (one record a line: id, title, abstract, categories, label).
+
+Format as in the development sets: `label` 2 = core NeuroAI, 1 = adjacent, 0 = not.
+Bad files raise InputError naming the file and line, so nothing is trained on half a file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracker.errors import InputError
+
+REQUIRED = ("id", "title", "abstract", "label")
+LABELS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the model reads: free text and (possibly no) arXiv categories."""
+
+    text: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelledDoc:
+    id: str
+    doc: Doc
+    label: int  # 0, 1 or 2
+
+
+def make_doc(title: str, body: str, categories=()) -> Doc:
+    return Doc(f"{title or ''}\n{body or ''}", tuple(c for c in categories or () if c))
+
+
+def read_labels(path: str | Path) -> list[LabelledDoc]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"label file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read label file {path}: {exc}") from None
+    records = [_parse(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if not records:
+        raise InputError(f"{path}: no labelled records",
+                         hint="one JSON object a line with id, title, abstract, label")
+    return records
+
+
+def _parse(path: Path, number: int, line: str) -> LabelledDoc:
+    where = f"{path}:{number}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}",
+                         hint="each line needs id, title, abstract, label (categories optional)")
+    label = record["label"]
+    if isinstance(label, bool) or label not in LABELS:
+        raise InputError(f"{where}: unknown label {label!r}",
+                         hint="2 = core NeuroAI, 1 = adjacent, 0 = not relevant")
+    categories = record.get("categories") or []
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise InputError(f"{where}: categories must be a list of strings")
+    for key in ("id", "title", "abstract"):
+        if not isinstance(record[key], str):
+            raise InputError(f"{where}: field {key!r} must be a string")
+    return LabelledDoc(record["id"], make_doc(record["title"], record["abstract"], categories),
+                       int(label))

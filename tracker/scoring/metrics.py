@@ -1,0 +1,38 @@
+"""Ranking and threshold metrics for evaluation (positive = label 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def precision_at(scores, positive, k: int) -> float:
+    """Share of positives among the k best-scored items (ties broken by input order)."""
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]
+    return float(np.asarray(positive)[order].mean()) if len(order) else 0.0
+
+
+def evaluate(scores, labels, threshold: float) -> dict:
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    scores = np.asarray(scores, dtype=float)
+    positive = np.array([1 if label == 2 else 0 for label in labels])
+    both = 0 < positive.sum() < len(positive)
+    predicted = (scores >= threshold).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(positive, predicted, average="binary",
+                                                 zero_division=0)
+    return {
+        "average_precision": float(average_precision_score(positive, scores)) if both else None,
+        "roc_auc": float(roc_auc_score(positive, scores)) if both else None,
+        "precision_at_10": precision_at(scores, positive, 10),
+        "precision_at_20": precision_at(scores, positive, 20),
+        "precision_at_50": precision_at(scores, positive, 50),
+        "precision": float(p),
+        "recall": float(r),
+        "f1": float(f),
+        "n": int(len(scores)),
+        "n_positive": int(positive.sum()),
+    }
