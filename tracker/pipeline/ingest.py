@@ -55,12 +55,15 @@ def fetch(app, *, now: datetime | None = None, only: str | None = None,
     want_arxiv, feeds = _select(app.config, only)
     report = FetchReport()
     with _Progress(progress) as bar:
+        if feeds:
+            bar.task("feeds", total=len(feeds))
         if want_arxiv:
             report.sources.append(_guarded(app, "arxiv", "arxiv", now,
                                            lambda rep: _fetch_arxiv(app, now, rep, bar)))
         for feed in feeds:
             report.sources.append(_guarded(app, feed.name, "feed", now,
-                                           lambda rep, f=feed: _fetch_feed(app, f, now, rep, bar)))
+                                           lambda rep, f=feed: _fetch_feed(app, f, now, rep)))
+            bar.advance("feeds")
     return report
 
 
@@ -81,8 +84,9 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
     done = since
     try:
         with _Progress(progress) as bar:
-            task = bar.task("backfill", total=(until - since).days + 1)
-            for start, end in source.date_chunks(since, until, BACKFILL_CHUNK_DAYS):
+            chunks = list(source.date_chunks(since, until, BACKFILL_CHUNK_DAYS))
+            task = bar.task("backfill", total=len(chunks))
+            for start, end in chunks:
                 for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                                 cfg.page_size):
                     _store_papers(app, page, now, rep, cursor=False)
@@ -162,7 +166,7 @@ def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool) 
 
 # --- feeds ---------------------------------------------------------------------------
 
-def _fetch_feed(app, feed, now: datetime, rep: SourceReport, bar) -> None:
+def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
     from tracker.sources import feeds as source
 
     opts = app.config.feed_fetch
@@ -185,7 +189,6 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport, bar) -> None:
         log.warning("feed %s: %s", feed.name, parsed.warning)
     rep.fetched, rep.new, rep.updated = len(parsed.posts), len(result.new), len(result.updated)
     rep.errors += parsed.skipped
-    bar.advance(bar.task("feeds"))
 
 
 # --- shared --------------------------------------------------------------------------
