@@ -7,6 +7,23 @@ from tracker.store.schema import Base
 
 target_metadata = Base.metadata
 
+# Full-text search objects made by migration 0002 live outside the models (FTS5 virtual
+# tables with their shadow tables on SQLite; a generated tsvector column and its GIN index
+# on PostgreSQL), so `alembic check` must not report them as drift.
+FTS_TABLE_PREFIXES = ("papers_fts", "posts_fts")
+FTS_COLUMNS = {"search_vector"}
+FTS_INDEXES = {"ix_papers_search_vector", "ix_posts_search_vector"}
+
+
+def include_name(name, type_, parent_names) -> bool:
+    return not (type_ == "table" and name and name.startswith(FTS_TABLE_PREFIXES))
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    if type_ == "column" and reflected and name in FTS_COLUMNS:
+        return False
+    return not (type_ == "index" and name in FTS_INDEXES)
+
 
 def _engine():
     engine = context.config.attributes.get("engine")
@@ -26,6 +43,8 @@ def run_migrations() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -1,3 +1,173 @@
-"""Commands for this area; see COMMAND_MODULES in tracker/cli/__init__.py."""
+"""`tracker search`, `tracker show` and `tracker export`."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from tracker.cli import echo_json, get_app
+from tracker.errors import InputError
+
+SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
+
+
+def _date(value: str | None, *, end: bool) -> datetime | None:
+    """A UTC datetime from YYYY-MM-DD or an ISO timestamp. A bare --until date includes
+    that whole day (the bound is the next midnight, exclusive)."""
+    if value is None:
+        return None
+    option = "--until" if end else "--since"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date like 2024-03-31, got {value!r}",
+                                 param_hint=option) from None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if end and len(value.strip()) == 10:
+        parsed += timedelta(days=1)
+    return parsed
+
+
+@click.command("search")
+@click.argument("query", nargs=-1)
+@click.option("--since", metavar="DATE", help="Published on or after (YYYY-MM-DD, UTC).")
+@click.option("--until", metavar="DATE", help="Published on or before (YYYY-MM-DD, inclusive).")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Relevance score at least this.")
+@click.option("--category", "categories", multiple=True, metavar="CAT",
+              help="arXiv category, e.g. q-bio.NC (repeat for any of several; papers only).")
+@click.option("--author", help="Author name words, each matched as a prefix (e.g. 'hinton g').")
+@click.option("--kind", type=click.Choice(["paper", "post"]), help="Only papers or only posts.")
+@click.option("--feed", metavar="NAME", help="Only posts from this feed.")
+@click.option("--labelled", type=click.Choice(["relevant", "irrelevant"]),
+              help="Only items you labelled so.")
+@click.option("--sort", type=click.Choice(["relevance", "score", "date"]), default="relevance",
+              show_default=True, help="relevance = text match (newest first without a query).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(SEARCH_FORMATS),
+              help="Output format [default: table on a terminal, else json].")
+@click.pass_context
+def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min_score,
+                   categories, author, kind, feed, labelled, sort, limit, offset, fmt) -> None:
+    """Search stored papers and posts (title, abstract or summary, authors).
+
+    QUERY: words (all must match), "exact phrases", prefix terms (spik*), AND, OR, NOT
+    (upper case) and parentheses. Quote the whole query for your shell. No QUERY lists
+    everything, newest first.
+
+    \b
+    Example:
+      tracker search '"predictive coding" AND (dendrit* OR spik*) NOT retina'
+      tracker search --min-score 0.7 --since 2026-01-01 --format atom > neuroai.xml
+      tracker search hippocampus --category q-bio.NC --format bibtex > refs.bib
+    """
+    from tracker.cli import formats
+    from tracker.pipeline.query import Filters, search
+
+    filters = Filters(since=_date(since, end=False), until=_date(until, end=True),
+                      min_score=min_score, categories=tuple(categories), author=author,
+                      kind=kind, feed=feed, labelled=labelled)
+    text = " ".join(query)
+    items = search(get_app(ctx), text, filters, sort=sort, limit=limit, offset=offset)
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    key = json.dumps([text, repr(filters), sort], sort_keys=True)
+    title = f"NeuroAI tracker: {text or 'all items'}" + (
+        f" (score >= {min_score})" if min_score is not None else "")
+    formats.write(fmt, items, click.get_text_stream("stdout"), title=title, feed_key=key)
+
+
+@click.command("show")
+@click.argument("item_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def show_command(ctx: click.Context, item_id: str, fmt: str) -> None:
+    """Show everything stored about one item: versions, scores over time, label, linked
+    posts or papers, and the digests it appeared in.
+
+    ID is an arXiv id (2210.08340, math/0211159; a version suffix is ignored) or a post
+    id like post:12 (see `tracker search`).
+
+    \b
+    Example:
+      tracker show 2210.08340
+      tracker show post:12 --format json
+    """
+    from tracker.cli.formats import jsonable
+    from tracker.pipeline.query import show
+
+    record = show(get_app(ctx), item_id)
+    if fmt == "json":
+        echo_json(jsonable(record))
+        return
+    for line in _record_lines(jsonable(record)):
+        click.echo(line)
+
+
+def _record_lines(r: dict):
+    yield f"{r['id']}  ({r['kind']}{', v' + str(r['version']) if r['version'] else ''})"
+    yield f"title:      {r['title']}"
+    for name in ("authors", "categories"):
+        if r[name]:
+            yield f"{name + ':':<11} {', '.join(r[name])}"
+    for name in ("feed", "url", "published", "updated", "doi", "journal_ref", "comment"):
+        if r.get(name):
+            yield f"{name + ':':<11} {r[name]}"
+    yield f"score:      {'-' if r['score'] is None else round(r['score'], 3)}"
+    yield f"label:      {r['label'] or '-'}" + (f" ({r['label_at']})" if r['label_at'] else "")
+    yield ""
+    yield r["summary"] or "(no text)"
+    for v in r.get("versions", []):
+        yield f"version v{v['version']}: seen {v['seen_at']}  {v['title']}"
+    for s in r["scores"]:
+        why = f"  ({'; '.join(s['why'])})" if s["why"] else ""
+        yield f"scored {s['value']:.3f} by {s['model_version']} at {s['scored_at']}{why}"
+    for linked in r.get("posts", []) + r.get("papers", []):
+        yield f"linked: {linked['id']}  {linked['title']}"
+    for d in r["digests"]:
+        yield (f"digest #{d['id']} ({d['period_start'][:10]} .. {d['period_end'][:10]}, "
+               f"{d['status']}): position {d['position']} {d['section']}".rstrip())
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file (default: standard output).")
+@click.pass_context
+def export_command(ctx: click.Context, fmt: str, out: str | None) -> None:
+    """Export every paper and post in the store, streamed (memory stays flat).
+
+    With --out the file is written under a temporary name and renamed at the end, so an
+    interrupted export never leaves a truncated file behind.
+
+    \b
+    Example:
+      tracker export --format csv --out store.csv
+      tracker export | gzip > store.jsonl.gz
+    """
+    from tracker.cli import formats
+    from tracker.pipeline.query import export
+
+    items = export(get_app(ctx))
+    if out is None:
+        formats.write(fmt, items, click.get_text_stream("stdout"))
+        return
+    partial = f"{out}.part"
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as stream:
+            count = formats.write(fmt, items, stream)
+        os.replace(partial, out)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    click.echo(f"exported {count} items to {out}", err=True)
+
+
+COMMANDS = [search_command, show_command, export_command]

@@ -1,0 +1,95 @@
+"""full-text search over papers and posts
+
+SQLite: FTS5 external-content indexes (papers_fts, posts_fts) that store only the index, not
+a second copy of the text, kept in sync by triggers on insert / update / delete.
+PostgreSQL: a stored generated tsvector column per table (title weight A, abstract or
+summary B, authors C) with a GIN index; the database keeps it current on every write.
+
+Both stem English (FTS5 porter, PostgreSQL 'english'), so "networks" finds "network" and a
+prefix term is stemmed the same way on both. These objects are not in the SQLAlchemy models;
+migrations/env.py tells `alembic check` to ignore them.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-28 12:45:00
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+# table -> (FTS table, indexed columns, rowid column, bm25 weights per column)
+SQLITE_FTS = {
+    "papers": ("papers_fts", ("title", "abstract", "authors"), "rowid", "4.0, 1.0, 2.0"),
+    "posts": ("posts_fts", ("title", "summary_text", "author"), "id", "4.0, 1.0, 2.0"),
+}
+# table -> (weight A, weight B, weight C) expressions
+POSTGRES_TSV = {
+    "papers": ("title", "abstract", "authors::text"),
+    "posts": ("title", "summary_text", "author"),
+}
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for table, spec in SQLITE_FTS.items():
+            _sqlite_create(table, *spec)
+    else:
+        for table, exprs in POSTGRES_TSV.items():
+            _postgres_create(table, exprs)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for table, (fts, *_rest) in SQLITE_FTS.items():
+            for suffix in ("ai", "ad", "au"):
+                op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+            op.execute(f"DROP TABLE IF EXISTS {fts}")
+    else:
+        for table in POSTGRES_TSV:
+            op.execute(f"DROP INDEX IF EXISTS ix_{table}_search_vector")
+            op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_vector")
+
+
+def _sqlite_create(table: str, fts: str, columns: tuple, rowid: str, weights: str) -> None:
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    # prefix='2 3': extra index entries so short prefix terms (ne*, spi*) stay fast.
+    op.execute(
+        f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table}', "
+        f"content_rowid='{rowid}', tokenize='porter unicode61 remove_diacritics 2', "
+        "prefix='2 3')"
+    )
+    op.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('rank', 'bm25({weights})')")
+    op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # rows stored before 0002
+    # An external-content index must be told the OLD text to remove it, hence 'delete'.
+    op.execute(
+        f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN "
+        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.{rowid}, {new}); END"
+    )
+    op.execute(
+        f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.{rowid}, {old}); END"
+    )
+    # Only text changes touch the index (score updates do not).
+    op.execute(
+        f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.{rowid}, {old}); "
+        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.{rowid}, {new}); END"
+    )
+
+
+def _postgres_create(table: str, exprs: tuple) -> None:
+    weighted = " || ".join(
+        f"setweight(to_tsvector('english'::regconfig, coalesce({expr}, '')), '{weight}')"
+        for expr, weight in zip(exprs, "ABC", strict=True)
+    )
+    op.execute(
+        f"ALTER TABLE {table} ADD COLUMN search_vector tsvector "
+        f"GENERATED ALWAYS AS ({weighted}) STORED"
+    )
+    op.execute(f"CREATE INDEX ix_{table}_search_vector ON {table} USING gin (search_vector)")

@@ -1,0 +1,47 @@
+"""Use cases for querying the store: search, show one item, export everything.
+Read-only; each opens its own session. The SQL is in tracker/store/search.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tracker.errors import StoreError
+from tracker.pipeline import App
+from tracker.store import search as store
+from tracker.store.search import Filters
+
+__all__ = ["Filters", "export", "search", "show"]
+
+
+def search(app: App, text: str | None, filters: Filters | None = None, *,
+           sort: str = "relevance", limit: int = 50, offset: int = 0) -> list[dict]:
+    with _reading(app) as session:
+        return store.search(session, text, filters or Filters(), sort=sort, limit=limit,
+                            offset=offset)
+
+
+def show(app: App, item_id: str) -> dict:
+    with _reading(app) as session:
+        return store.show(session, item_id)
+
+
+def export(app: App) -> Iterator[dict]:
+    """Every item, streamed; the session stays open while the caller iterates."""
+    with _reading(app) as session:
+        yield from store.export(session)
+
+
+@contextmanager
+def _reading(app: App) -> Iterator:
+    """A session for reading; a database failure becomes one StoreError line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with app.sessions() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).splitlines() or [type(orig).__name__])[0]
+        raise StoreError(f"search failed in the database: {first}",
+                         hint="run `tracker db upgrade` if the schema is old") from None

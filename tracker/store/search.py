@@ -1,0 +1,301 @@
+"""All SQL of `tracker search`: full-text match (FTS5 on SQLite, tsvector on PostgreSQL, both
+made by migration 0002), filters, sorting and paging over papers and posts together.
+
+Each item table is searched by its own SELECT that is already sorted and cut to
+offset + limit rows; the two are merged with UNION ALL and cut again, so a page costs two
+small top-N queries however large the store is. The page's full rows are then loaded by
+primary key. User text only ever reaches the database as bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    String,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from tracker.errors import NotFoundError
+from tracker.store import search_query as q
+from tracker.store.schema import (
+    DigestItemRow,
+    DigestRow,
+    LabelRow,
+    PaperRow,
+    PaperVersionRow,
+    PostRefRow,
+    PostRow,
+    ScoreRow,
+)
+
+SORTS = ("relevance", "score", "date")
+KINDS = ("paper", "post")
+LABELS = ("relevant", "irrelevant")
+ARXIV_ABS = "https://arxiv.org/abs/"
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    min_score: float | None = None
+    categories: tuple[str, ...] = ()  # any of them (papers only)
+    author: str | None = None  # every word, as a prefix, in the author names
+    kind: str | None = None
+    feed: str | None = None  # posts only
+    labelled: str | None = None
+
+
+@dataclass(frozen=True)
+class _Side:
+    """How one item table is searched."""
+
+    kind: str
+    row: type
+    fts: str  # SQLite FTS5 table (rowid = the table's `rowid_col`)
+    rowid_col: str
+    author_col: str
+
+    @property
+    def table(self):
+        return self.row.__table__
+
+    def date(self):  # posts may lack a date; papers always have one (and an index on it)
+        if self.kind == "paper":
+            return self.table.c.published
+        return func.coalesce(self.table.c.published, self.table.c.first_seen_at)
+
+
+PAPERS = _Side("paper", PaperRow, "papers_fts", "rowid", "authors")
+POSTS = _Side("post", PostRow, "posts_fts", "id", "author")
+
+
+def search(session: Session, text: str | None, filters: Filters, *, sort: str = "relevance",
+           limit: int = 50, offset: int = 0) -> list[dict]:
+    """One page of matching items, best first, as item dicts (see item_dict)."""
+    node = q.parse(text)
+    author = q.words_query(filters.author or "")
+    if filters.author and author is None:
+        return []  # an author filter with no letters in it matches no name
+    pg = session.get_bind().dialect.name == "postgresql"
+    sides = []
+    if filters.kind in (None, "paper") and not filters.feed:
+        sides.append(PAPERS)
+    if filters.kind in (None, "post") and not filters.categories:
+        sides.append(POSTS)
+    if not sides:
+        return []
+    ranked = node is not None and sort == "relevance"
+    arms = [_arm(side, node, author, filters, pg, sort, ranked, limit + offset) for side in sides]
+    page = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
+    stmt = select(page.c.kind, page.c.paper_id, page.c.post_id)
+    stmt = stmt.order_by(*_order(page.c, sort, ranked, pg)).limit(limit).offset(offset)
+    keys = session.execute(stmt).all()
+    return load_items(session, [(k.kind, k.paper_id or k.post_id) for k in keys])
+
+
+def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranked: bool,
+         top: int):
+    t = side.table
+    paper_id = t.c.id if side.kind == "paper" else cast(null(), String)
+    post_id = t.c.id if side.kind == "post" else cast(null(), Integer)
+    cols = [literal(side.kind, String).label("kind"), paper_id.label("paper_id"),
+            post_id.label("post_id"), t.c.score.label("score"), side.date().label("date")]
+    stmt = select(*cols).select_from(t)
+    rank = cast(null(), Float)
+    if node is not None or author is not None:
+        stmt, rank = (_match_postgres if pg else _match_sqlite)(stmt, side, node, author)
+    stmt = stmt.add_columns(rank.label("rank")).where(*_filters(side, filters, pg))
+    stmt = stmt.order_by(*_order(stmt.selected_columns, sort, ranked, pg)).limit(top)
+    return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
+
+
+def _match_sqlite(stmt, side: _Side, node, author):
+    parts = [q.to_fts5(node)] if node is not None else []
+    if author is not None:
+        parts.append(q.to_fts5(author, column=side.author_col))
+    fts = table(side.fts, column("rowid"), column("rank"))
+    on = fts.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}")
+    stmt = stmt.join(fts, on).where(
+        literal_column(side.fts).op("MATCH")(literal(" AND ".join(parts), String)))
+    return stmt, fts.c.rank  # bm25 with per-column weights (set by 0002): lower is better
+
+
+def _match_postgres(stmt, side: _Side, node, author):
+    parts = [q.to_tsquery(node)] if node is not None else []
+    if author is not None:
+        parts.append(q.to_tsquery(author, weight="C"))  # 0002 weights authors C
+    query = func.to_tsquery(literal_column("'english'::regconfig"),
+                            literal(" & ".join(parts), String))
+    vector = literal_column(f"{side.table.name}.search_vector")
+    stmt = stmt.where(vector.op("@@", is_comparison=True)(query))
+    return stmt, -func.ts_rank(vector, query, 1)  # negated so that lower is better here too
+
+
+def _filters(side: _Side, f: Filters, pg: bool) -> list:
+    t, date = side.table, side.date()
+    out = []
+    if f.since is not None:
+        out.append(date >= f.since)
+    if f.until is not None:
+        out.append(date < f.until)
+    if f.min_score is not None:
+        out.append(t.c.score >= f.min_score)
+    if f.feed is not None:
+        out.append(t.c.feed == f.feed)
+    if f.labelled is not None:
+        owner = LabelRow.paper_id if side.kind == "paper" else LabelRow.post_id
+        out.append(exists().where(owner == t.c.id, LabelRow.label == f.labelled))
+    if f.categories:
+        fn = func.json_array_elements_text if pg else func.json_each
+        values = fn(t.c.categories).table_valued("value")
+        out.append(exists(select(literal(1)).select_from(values)
+                          .where(values.c.value.in_(list(f.categories)))))
+    return out
+
+
+def _order(c, sort: str, ranked: bool, pg: bool) -> list:
+    # SQLite already puts NULLs last in DESC order (and can then use the index).
+    def desc(col):
+        return col.desc().nulls_last() if pg else col.desc()
+
+    if ranked:
+        keys = [c.rank.asc(), desc(c.date)]
+    elif sort == "score":
+        keys = [desc(c.score), desc(c.date)]
+    else:
+        keys = [desc(c.date)]
+    return [*keys, c.kind, c.paper_id, c.post_id]
+
+
+# --- rows -> item dicts -----------------------------------------------------------------
+
+def item_dict(row, label: str | None = None) -> dict:
+    """The public shape of an item (JSON, CSV, feeds). Datetimes stay datetimes here."""
+    if isinstance(row, PaperRow):
+        return {
+            "id": row.id, "kind": "paper", "title": row.title, "url": ARXIV_ABS + row.id,
+            "published": row.published, "updated": row.updated, "score": row.score,
+            "categories": list(row.categories or []), "authors": list(row.authors or []),
+            "version": row.version, "feed": None, "primary_category": row.primary_category,
+            "doi": row.doi, "label": label, "first_seen_at": row.first_seen_at,
+            "summary": row.abstract,
+        }
+    return {
+        "id": f"post:{row.id}", "kind": "post", "title": row.title, "url": row.link,
+        "published": row.published, "updated": None, "score": row.score,
+        "categories": [], "authors": [row.author] if row.author else [],
+        "version": None, "feed": row.feed, "primary_category": None, "doi": None,
+        "label": label, "first_seen_at": row.first_seen_at, "summary": row.summary_text,
+    }
+
+
+def load_items(session: Session, keys: list[tuple[str, object]]) -> list[dict]:
+    """Item dicts for (kind, key) pairs, in the given order."""
+    paper_ids = [key for kind, key in keys if kind == "paper"]
+    post_ids = [key for kind, key in keys if kind == "post"]
+    rows = {}
+    if paper_ids:
+        rows.update((("paper", r.id), r) for r in
+                    session.scalars(select(PaperRow).where(PaperRow.id.in_(paper_ids))))
+    if post_ids:
+        rows.update((("post", r.id), r) for r in
+                    session.scalars(select(PostRow).where(PostRow.id.in_(post_ids))))
+    labels = {}
+    if keys:
+        for label in session.scalars(select(LabelRow).where(or_(
+                LabelRow.paper_id.in_(paper_ids), LabelRow.post_id.in_(post_ids)))):
+            key = ("paper", label.paper_id) if label.paper_id else ("post", label.post_id)
+            labels[key] = label.label
+    return [item_dict(rows[key], labels.get(key)) for key in keys if key in rows]
+
+
+# --- one item in full, and the whole store ---------------------------------------------
+
+def parse_item_id(item_id: str) -> tuple[str, object]:
+    """("post", 12) for "post:12"; ("paper", "2210.08340") for an arXiv id, with or
+    without a version, "arXiv:" prefix or abs URL."""
+    text = item_id.strip()
+    if text.lower().startswith("post:"):
+        number = text[5:]
+        if not number.isdigit():
+            raise NotFoundError(f"no item {item_id!r}: a post id is post:<number>")
+        return "post", int(number)
+    text = re.sub(r"^(?:https?://arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text, flags=re.I)
+    return "paper", re.sub(r"v\d+$", "", text)
+
+
+def show(session: Session, item_id: str) -> dict:
+    """Everything about one item: the item dict plus versions, score history, label,
+    linked posts or papers, and the digests it went out in."""
+    kind, key = parse_item_id(item_id)
+    row = session.get(PaperRow if kind == "paper" else PostRow, key)
+    if row is None:
+        raise NotFoundError(f"no item {item_id!r} in the store",
+                            hint="find ids with `tracker search`")
+    owner = "paper_id" if kind == "paper" else "post_id"
+    label = session.scalars(select(LabelRow).where(getattr(LabelRow, owner) == key)).first()
+    record = item_dict(row, label.label if label else None)
+    record["label_at"] = label.created_at if label else None
+    record["scores"] = [
+        {"value": s.value, "model_version": s.model_version, "scored_at": s.scored_at,
+         "why": list(s.why or [])}
+        for s in session.scalars(select(ScoreRow).where(getattr(ScoreRow, owner) == key)
+                                 .order_by(ScoreRow.scored_at, ScoreRow.id))]
+    record["digests"] = [
+        {"id": d.id, "period_start": d.period_start, "period_end": d.period_end,
+         "status": d.status, "sent_at": d.sent_at, "section": i.section, "position": i.position}
+        for d, i in session.execute(
+            select(DigestRow, DigestItemRow).join(DigestItemRow)
+            .where(getattr(DigestItemRow, owner) == key).order_by(DigestRow.period_end))]
+    if kind == "paper":
+        record.update(comment=row.comment, journal_ref=row.journal_ref)
+        record["versions"] = [
+            {"version": v.version, "title": v.title, "updated": v.updated, "seen_at": v.seen_at}
+            for v in session.scalars(select(PaperVersionRow).where(PaperVersionRow.paper_id == key)
+                                     .order_by(PaperVersionRow.version))]
+        refs = PostRefRow.value == row.id
+        if row.doi:
+            refs = or_(refs, PostRefRow.value == row.doi.lower())
+        posts = select(PostRefRow.post_id).where(refs)
+        record["posts"] = load_items(session, [
+            ("post", pid) for pid in session.scalars(
+                select(PostRow.id).where(PostRow.id.in_(posts)).order_by(PostRow.id))])
+    else:
+        refs = session.execute(select(PostRefRow.kind, PostRefRow.value)
+                               .where(PostRefRow.post_id == key)
+                               .order_by(PostRefRow.kind, PostRefRow.value)).all()
+        arxiv = [v for k, v in refs if k == "arxiv"]
+        dois = [v for k, v in refs if k == "doi"]
+        found = session.scalars(select(PaperRow.id).where(or_(
+            PaperRow.id.in_(arxiv), func.lower(PaperRow.doi).in_(dois))).order_by(PaperRow.id))
+        record["refs"] = [{"kind": k, "value": v} for k, v in refs]
+        record["papers"] = load_items(session, [("paper", pid) for pid in found])
+    return record
+
+
+def export(session: Session, batch: int = 500) -> Iterator[dict]:
+    """Every paper, then every post, as item dicts; streamed in batches (server-side
+    cursor on PostgreSQL), so memory stays flat however large the store."""
+    for row_type, owner in ((PaperRow, LabelRow.paper_id), (PostRow, LabelRow.post_id)):
+        stmt = (select(row_type, LabelRow.label).outerjoin(LabelRow, owner == row_type.id)
+                .order_by(row_type.id).execution_options(yield_per=batch))
+        for row, label in session.execute(stmt):
+            yield item_dict(row, label)

@@ -1,0 +1,224 @@
+"""The search query language: words, "phrases", prefix terms (spik*), AND / OR / NOT and
+parentheses. Parsed here into a small AST, then compiled to an SQLite FTS5 MATCH string or
+a PostgreSQL tsquery string, so both backends get the same meaning.
+
+Safety: a term is reduced to runs of letters and digits before it is compiled, so no
+character of the user's text can act as FTS5 or tsquery syntax; the compiled string is then
+passed to the database as a bound parameter, never spliced into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tracker.errors import InputError
+
+MAX_CHARS = 1000
+MAX_TERMS = 64
+MAX_DEPTH = 16
+MIN_PREFIX = 2
+OPERATORS = ("AND", "OR", "NOT")  # upper case only, as in FTS5; lower-case "and" is a word
+
+_PIECE = re.compile(r"[^\W_]+")  # what both tokenizers index: letters and digits
+_TOKEN = re.compile(r'\s*(?:(")|(\()|(\))|([^\s"()]+))')
+HINT = 'e.g. spiking AND (dendrit* OR "predictive coding") NOT retina'
+
+
+@dataclass(frozen=True)
+class Term:
+    """One word (or several pieces of one, e.g. spike-timing) or a quoted phrase."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Not:
+    part: object
+
+
+def _error(message: str) -> InputError:
+    return InputError(f"invalid search query: {message}", hint=HINT)
+
+
+def _tokens(text: str) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    pos = 0
+    while (match := _TOKEN.match(text, pos)) is not None:  # None: only blanks are left
+        pos = match.end()
+        if match.group(1):  # a phrase runs to the next double quote
+            end = text.find('"', pos)
+            if end < 0:
+                raise _error("a double quote is not closed")
+            prefix = text.startswith("*", end + 1)
+            out.append(("term", _term(text[pos:end], prefix, phrase=True)))
+            pos = end + 1 + prefix
+        elif match.group(2) or match.group(3):
+            out.append((match.group(2) or match.group(3), None))
+        elif match.group(4) in OPERATORS:
+            out.append((match.group(4), None))
+        else:
+            word = match.group(4)
+            term = _term(word.rstrip("*"), word.endswith("*"), phrase=False)
+            if term is not None:  # pure punctuation (e.g. ';) indexes nothing: skipped
+                out.append(("term", term))
+    return out
+
+
+def _term(text: str, prefix: bool, *, phrase: bool) -> Term | None:
+    words = tuple(piece.lower() for piece in _PIECE.findall(text))
+    if not words:
+        if phrase:
+            raise _error('a "phrase" holds no words')
+        if prefix:
+            raise _error(f"a prefix term needs at least {MIN_PREFIX} letters before *")
+        return None
+    if prefix and len(words[-1]) < MIN_PREFIX:
+        raise _error(f"a prefix term needs at least {MIN_PREFIX} letters before *")
+    return Term(words, prefix)
+
+
+class _Parser:
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self.pos = 0
+        self.depth = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
+
+    def take(self):
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def parse_or(self):
+        parts = [self.parse_and()]
+        while self.peek() == "OR":
+            self.take()
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+    def parse_and(self):
+        parts = [self.parse_unary()]
+        while self.peek() not in (None, "OR", ")"):
+            if self.peek() == "AND":
+                self.take()
+            parts.append(self.parse_unary())
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def parse_unary(self):
+        kind = self.peek()
+        if kind == "NOT":
+            self.take()
+            return Not(self.parse_unary())
+        if kind == "term":
+            return self.take()[1]
+        if kind == "(":
+            self.take()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _error(f"parentheses nested deeper than {MAX_DEPTH} levels")
+            if self.peek() == ")":
+                raise _error("empty parentheses")
+            node = self.parse_or()
+            if self.peek() != ")":
+                raise _error("a parenthesis is not closed")
+            self.take()
+            self.depth -= 1
+            return node
+        if kind is None:
+            raise _error("the query ends where a term was expected (after AND, OR or NOT?)")
+        if kind == ")":
+            raise _error("unexpected ')'")
+        raise _error(f"{kind} must stand between two terms")
+
+
+def parse(text: str | None):
+    """The AST of a query, or None for an empty query (which matches everything)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if len(text) > MAX_CHARS:
+        raise _error(f"too long ({len(text)} characters; at most {MAX_CHARS})")
+    tokens = _tokens(text)
+    if sum(kind == "term" for kind, _ in tokens) > MAX_TERMS:
+        raise _error(f"too many terms (at most {MAX_TERMS})")
+    if not tokens:
+        raise _error("no searchable words (only punctuation)")
+    parser = _Parser(tokens)
+    node = parser.parse_or()
+    if parser.peek() is not None:
+        raise _error("unexpected ')'")
+    _check_negations(node)
+    return node
+
+
+def _check_negations(node) -> None:
+    """NOT only narrows a positive match ("a NOT b"): FTS5 cannot evaluate "everything
+    except b", and refusing it on both backends keeps their meaning identical."""
+    if isinstance(node, Not):
+        raise _error("NOT must follow a positive term, as in: spiking NOT retina")
+    if isinstance(node, Or):
+        for part in node.parts:
+            _check_negations(part)
+    if isinstance(node, And):
+        positives = [part for part in node.parts if not isinstance(part, Not)]
+        if not positives:
+            raise _error("NOT must follow a positive term, as in: spiking NOT retina")
+        for part in positives:
+            _check_negations(part)
+        for part in node.parts:
+            if isinstance(part, Not):
+                _check_negations(part.part)
+
+
+# --- compilers -------------------------------------------------------------------------
+
+def to_fts5(node, column: str | None = None) -> str:
+    """FTS5 MATCH syntax; `column` restricts every term to one indexed column."""
+    if isinstance(node, Term):
+        quoted = '"' + " ".join(node.words).replace('"', '""') + '"' + ("*" if node.prefix else "")
+        return f"{{{column}}} : {quoted}" if column else quoted
+    if isinstance(node, Or):
+        return "(" + " OR ".join(to_fts5(part, column) for part in node.parts) + ")"
+    positives = [part for part in node.parts if not isinstance(part, Not)]
+    text = "(" + " AND ".join(to_fts5(part, column) for part in positives) + ")"
+    for part in node.parts:
+        if isinstance(part, Not):
+            text = f"({text} NOT {to_fts5(part.part, column)})"
+    return text
+
+
+def to_tsquery(node, weight: str = "") -> str:
+    """tsquery syntax for to_tsquery(config, ...); `weight` (A-D) restricts every term."""
+    if isinstance(node, Term):
+        lexemes = [f"'{word}'" + (":" + weight if weight else "") for word in node.words]
+        if node.prefix:
+            lexemes[-1] = f"'{node.words[-1]}':*{weight}"
+        return "(" + " <-> ".join(lexemes) + ")"
+    if isinstance(node, Not):
+        return "!" + to_tsquery(node.part, weight)
+    joiner = " | " if isinstance(node, Or) else " & "
+    return "(" + joiner.join(to_tsquery(part, weight) for part in node.parts) + ")"
+
+
+def words_query(text: str):
+    """All words of `text` as prefix terms (used for --author): an And, or None."""
+    terms = [Term((word.lower(),), prefix=len(word) >= MIN_PREFIX)
+             for word in _PIECE.findall(text or "")][:MAX_TERMS]
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
+
