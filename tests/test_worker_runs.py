@@ -5,9 +5,11 @@ the catch-up decision for a worker that was down."""
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tracker.errors import SourceError
+from tracker.pipeline import App
 from tracker.pipeline.cycle import JobResult, Runner, digest_due, jobs_behind
 from tracker.store import runs
 from tracker.store.db import transaction
@@ -118,7 +120,20 @@ def _fetch_run(app, at, outcome="ok"):
         runs.finish_run(session, run_id, at + timedelta(minutes=1), outcome)
 
 
-def test_catch_up_after_downtime(app):
+@pytest.fixture
+def team_app(make_config):
+    app = App(make_config({"digest": {"recipients": ["team@example.org"]}}))
+    yield app
+    app.close()
+
+
+def test_no_digest_is_due_without_recipients(app):
+    assert not digest_due(app, MONDAY_9)
+    assert jobs_behind(app, MONDAY_9 + timedelta(hours=21, minutes=30)) == ["fetch"]
+
+
+def test_catch_up_after_downtime(team_app):
+    app = team_app
     monday_8 = MONDAY_9 - timedelta(hours=1)
     # Nothing ever ran: the fetch and the digest are both behind.
     assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
@@ -138,9 +153,8 @@ def test_catch_up_after_downtime(app):
 
 
 def test_catch_up_respects_the_zone(make_config):
-    from tracker.pipeline import App
-
-    app = App(make_config({"schedule": {"timezone": "America/New_York"}}))
+    app = App(make_config({"schedule": {"timezone": "America/New_York"},
+                           "digest": {"recipients": ["team@example.org"]}}))
     try:
         # 08:00 Monday in New York is 13:00 UTC: at 12:00 UTC that digest has not fired yet.
         _sent_digest(app, datetime(2026, 2, 23, 13, 0, tzinfo=UTC))

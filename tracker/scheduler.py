@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from tracker.config import Config
 from tracker.errors import ConfigError, TrackerError
 from tracker.pipeline import utcnow
-from tracker.pipeline.cycle import PIPELINE, Runner, jobs_behind
+from tracker.pipeline.cycle import PIPELINE, Runner, digest_due, jobs_behind
 
 log = logging.getLogger("tracker.worker")
 
@@ -86,7 +86,23 @@ class Worker:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    def _scheduled(self, job: str) -> None:
+    def run_scheduled(self, job: str) -> None:
+        """A cron run. After each fetch, a digest that is still due (its send failed, or
+        another worker was stopped before sending it) is retried."""
+        self._run(job)
+        if job == "fetch" and not self.runner.stopping.is_set() and self._digest_overdue():
+            log.info("digest: overdue, sending it after the fetch",
+                     extra={"fields": {"event": "overdue", "job": "digest"}})
+            self._run("digest")
+
+    def _digest_overdue(self) -> bool:
+        try:
+            return digest_due(self.runner.app, utcnow())
+        except Exception as exc:  # the next cron run asks again
+            log.error("digest: cannot check whether it is due: %s", exc)
+            return False
+
+    def _run(self, job: str) -> None:
         try:
             self.runner.run_job(job)
         except Exception as exc:  # e.g. the database is unreachable: log, keep serving
@@ -100,12 +116,12 @@ class Worker:
                  extra={"fields": {"event": "startup", "jobs": jobs, "reason": why}})
         for job in PIPELINE:
             if job in jobs:
-                self._scheduled(job)
+                self._run(job)
 
     def serve(self, run_now: bool = False) -> bool:
         """Run until a signal arrives. Returns False if a job had to be abandoned (the
         caller must then exit without waiting for that job's thread)."""
-        scheduler = build_scheduler(self.config, self._scheduled)
+        scheduler = build_scheduler(self.config, self.run_scheduled)
         scheduler.start(paused=True)
         tz = self.config.schedule.timezone
         for job in scheduler.get_jobs():

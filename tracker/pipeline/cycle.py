@@ -220,10 +220,11 @@ def _summary(counts: dict) -> str:
 
 
 def digest_due(app: App, now: datetime) -> bool:
-    """Is there a scheduled digest fire time <= now that no sent digest covers yet?"""
+    """Is there a scheduled digest fire time <= now that no sent digest covers yet?
+    (Never with no [digest] recipients: there is nothing to catch up on.)"""
     schedule = app.config.schedule
     fire = previous_fire_time(schedule.digest, schedule.timezone, now)
-    if fire is None:
+    if fire is None or not app.config.digest.recipients:
         return False
     with app.sessions() as session:
         last_end = runs.last_sent_period_end(session)
