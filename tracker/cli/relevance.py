@@ -1,3 +1,169 @@
-"""Commands for this area; see COMMAND_MODULES in tracker/cli/__init__.py."""
+"""`tracker train | label | explain | eval | rescore | tune`: the relevance model."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tracker.cli import echo_json, get_app
+
+
+@click.command("train")
+@click.option("--labels", "label_files", multiple=True, type=click.Path(dir_okay=False),
+              help="JSONL file of labelled records (id, title, abstract, categories, label "
+                   "2/1/0); repeatable.")
+@click.pass_context
+def train_command(ctx: click.Context, label_files: tuple[str, ...]) -> None:
+    """Train the relevance model from label files, your labels and the seed papers.
+
+    The model is saved at [relevance] model_path; run `tracker rescore` afterwards to
+    update stored scores.
+
+    \b
+    Example:
+      tracker train --labels my_labels.jsonl
+      tracker rescore
+    """
+    from tracker.pipeline import relevance
+
+    report = relevance.train(get_app(ctx), list(label_files))
+    parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.sources.items() if v)
+    click.echo(f"trained {report.version} on {report.n_train} examples "
+               f"({report.n_positive} relevant; {parts}); saved to {report.path}")
+    click.echo("run `tracker rescore` to update stored scores")
+
+
+@click.command("label")
+@click.argument("item_id")
+@click.argument("value", type=click.Choice(["relevant", "irrelevant", "clear"]))
+@click.pass_context
+def label_command(ctx: click.Context, item_id: str, value: str) -> None:
+    """Mark a stored item relevant or irrelevant (or clear the mark); `tracker train` uses it.
+
+    \b
+    Example:
+      tracker label 2210.08340 relevant
+      tracker label post:12 irrelevant
+    """
+    from tracker.pipeline import relevance
+
+    click.echo(f"{item_id}: {relevance.label(get_app(ctx), item_id, value)}")
+
+
+@click.command("explain")
+@click.argument("item_id")
+@click.option("--top", default=8, show_default=True, help="Terms to show each way.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> None:
+    """Why an item scores what it does: terms up/down (weight x tf-idf) and keywords.
+
+    \b
+    Example:
+      tracker explain 2210.08340
+    """
+    from dataclasses import asdict
+
+    from tracker.pipeline import relevance
+
+    item, why = relevance.explain(get_app(ctx), item_id)
+    if fmt == "json":
+        echo_json({"id": item.key, "title": item.title, **asdict(why)})
+        return
+    click.echo(f"{item.key}  {item.title}")
+    click.echo(f"score {why.score:.3f}  (log-odds {why.log_odds:+.2f}, model {why.model_version})")
+    click.echo(f"  base {why.base:+.2f}  categories {why.categories:+.2f}  "
+               f"other terms {why.other_terms:+.2f}")
+    for title, rows in (("up", why.terms_up), ("down", why.terms_down),
+                        ("keywords", why.keywords)):
+        text = ", ".join(f"{name} {value:+.2f}" for name, value in rows) or "(none)"
+        click.echo(f"  {title}: {text}")
+
+
+@click.command("eval")
+@click.option("--labels", "label_file", required=True, type=click.Path(dir_okay=False),
+              help="JSONL file of labelled records (positive = label 2).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_context
+def eval_command(ctx: click.Context, label_file: str, fmt: str) -> None:
+    """Measure the current model (or cold start) on a labelled file, without training on it.
+
+    \b
+    Example:
+      tracker eval --labels held_out.jsonl --format json
+    """
+    from tracker.pipeline import relevance
+
+    metrics = relevance.evaluate_file(get_app(ctx), label_file)
+    if fmt == "json":
+        echo_json(metrics)
+        return
+    for key, value in metrics.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        click.echo(f"{key:18s} {shown}")
+
+
+@click.command("rescore")
+@click.pass_context
+def rescore_command(ctx: click.Context) -> None:
+    """Re-score every stored item with the current model and keywords.
+
+    \b
+    Example:
+      tracker rescore
+    """
+    from tracker.pipeline import relevance
+
+    app = get_app(ctx)
+    total = relevance.count_items(app)
+    with click.progressbar(length=total, label="rescoring", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        done, changed = relevance.rescore(app, progress=bar.update)
+    click.echo(f"rescored {done} items ({changed} changed) with "
+               f"{relevance.scorer(app).version}")
+
+
+@click.command("tune")
+@click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 520),
+              help="How many past weeks to replay.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_context
+def tune_command(ctx: click.Context, weeks: int, fmt: str) -> None:
+    """Backtest a changed config or model: which stored items of the last weeks would enter
+    or leave the digest ([digest] min_score, max_items). Writes nothing.
+
+    \b
+    Example:
+      tracker --config new.toml tune --weeks 8
+    """
+    from tracker.pipeline import relevance
+
+    changes = relevance.tune(get_app(ctx), weeks=weeks)
+    if fmt == "json":
+        echo_json([{"start": c.start, "end": c.end,
+                    "entering": [_row(r) for r in c.entering],
+                    "leaving": [_row(r) for r in c.leaving]} for c in changes])
+        return
+    for change in changes:
+        click.echo(f"week {change.start:%Y-%m-%d} .. {change.end:%Y-%m-%d}: "
+                   f"{len(change.entering)} enter, {len(change.leaving)} leave")
+        for sign, rows in (("+", change.entering), ("-", change.leaving)):
+            for item, old, new in rows:
+                click.echo(f"  {sign} {item.key:18s} {_fmt(old)} -> {new:.2f}  {item.title[:70]}")
+
+
+def _fmt(score) -> str:
+    return "none" if score is None else f"{score:.2f}"
+
+
+def _row(row) -> dict:
+    item, old, new = row
+    return {"id": item.key, "title": item.title, "old_score": old, "new_score": new}
+
+
+COMMANDS = [train_command, label_command, explain_command, eval_command, rescore_command,
+            tune_command]

@@ -1,14 +1,256 @@
-"""Relevance use cases (issue 4). CONTRACT used by ingest; the relevance work replaces the body.
+"""Relevance use cases (issue 4): score, train, rescore, explain, evaluate, tune, label.
 
     score_new(app, session, paper_ids, post_ids) -> int
-        Score the given stored items with the current model (cold-start keywords when no
-        model is trained), set papers.score/posts.score and score_model, add a `scores`
-        history row with `why` (a few short strings: top terms/keywords). Does not commit;
-        the caller's transaction does. Returns how many items were scored.
+        CONTRACT used by ingest: score the given stored items with the current model
+        (cold start when no model file exists) inside the caller's transaction.
+
+Training data: label files (2 = core NeuroAI; 1 = adjacent and 0 = not, both negatives,
+label 1 at full weight since that measured best), the user's labels in the store
+(relevant = 2, irrelevant = 0; they win over a file's label for the same id) and the stored
+seed papers (positives unless the user labelled them irrelevant). When there are no
+negatives at all, recently stored unlabelled papers serve as background negatives.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tracker.errors import InputError, NotFoundError
+from tracker.pipeline import utcnow
+from tracker.store import scores as store
+from tracker.store.db import transaction
+
+log = logging.getLogger(__name__)
+
+RESCORE_BATCH = 2000
+BACKGROUND_NEGATIVES = 2000
+USER_LABELS = {"relevant": 2, "irrelevant": 0}
+
+
+def parse_item_id(text: str) -> tuple[str, str | int]:
+    """'2210.08340' -> ('paper', '2210.08340'); 'post:12' -> ('post', 12)."""
+    text = text.strip()
+    if text.startswith("post:"):
+        number = text[5:]
+        if not number.isdigit():
+            raise InputError(f"bad item id {text!r}", hint="blog posts look like post:12")
+        return "post", int(number)
+    if not text or " " in text:
+        raise InputError(f"bad item id {text!r}", hint="e.g. 2210.08340 or post:12")
+    return "paper", text.rsplit("v", 1)[0] if _versioned(text) else text
+
+
+def _versioned(text: str) -> bool:
+    head, _, tail = text.rpartition("v")
+    return bool(head) and tail.isdigit() and head[-1].isdigit()
+
+
+def _doc(item):
+    from tracker.scoring.labels import make_doc
+
+    return make_doc(item.title, item.body, item.categories)
+
+
+def scorer(app):
+    """The app's scorer, loaded once and reloaded only when the model file or the config
+    keywords change (so score_new stays cheap on every ingest batch)."""
+    from tracker.scoring import persist
+    from tracker.scoring.scorer import Scorer
+
+    path = Path(app.config.relevance.model_path)
+    stamp = (path.stat().st_mtime_ns if path.is_file() else None, app.config.relevance_hash())
+    cached = app.__dict__.get("_relevance_scorer")
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, Scorer(persist.load(path), app.config.relevance.keywords))
+        app.__dict__["_relevance_scorer"] = cached
+    return cached[1]
+
+
+def _score_items(app, session, items, now) -> tuple[int, int]:
+    current = scorer(app)
+    results = current.score([_doc(item) for item in items])
+    rows = [(item, r.score, list(r.why)) for item, r in zip(items, results, strict=True)]
+    changed = store.write_scores(session, rows, model_version=current.version,
+                                 config_hash=app.config.relevance_hash(), now=now)
+    return len(rows), changed
+
 
 def score_new(app, session, paper_ids: list[str], post_ids: list[int]) -> int:
-    return 0  # placeholder until the relevance model lands
+    items = store.items_by_ids(session, paper_ids, post_ids)
+    return _score_items(app, session, items, utcnow())[0] if items else 0
+
+
+def rescore(app, *, now: datetime | None = None, progress=None) -> tuple[int, int]:
+    """Re-score every stored item, one transaction per batch. `progress(n)` is called after
+    each batch. Returns (items scored, items whose score changed)."""
+    now = now or utcnow()
+    total = changed = 0
+    for fetch in (store.paper_batch, store.post_batch):
+        after = None
+        while True:
+            with transaction(app.sessions) as session:
+                items = fetch(session, after, RESCORE_BATCH)
+                if not items:
+                    break
+                done, diff = _score_items(app, session, items, now)
+            total, changed, after = total + done, changed + diff, items[-1].id
+            if progress:
+                progress(done)
+    return total, changed
+
+
+def count_items(app) -> int:
+    with app.sessions() as session:
+        return store.count_items(session)
+
+
+# --- training ----------------------------------------------------------------------------
+
+@dataclass
+class TrainReport:
+    path: str
+    version: str
+    n_train: int
+    n_positive: int
+    sources: dict = field(default_factory=dict)
+
+
+def _training_set(app, label_files) -> tuple[list, list, dict]:
+    from tracker.scoring.labels import read_labels
+
+    examples: dict[str, tuple] = {}  # id -> (doc, label); later sources win
+    counts = {"files": 0, "seeds": 0, "user_labels": 0, "background": 0}
+    for path in label_files:
+        for record in read_labels(path):
+            examples[record.id] = (record.doc, record.label)
+            counts["files"] += 1
+    with app.sessions() as session:
+        seeds = [s.strip() for s in app.config.relevance.seed_papers if s.strip()]
+        for item in store.items_by_ids(session, seeds, []):
+            examples[item.key] = (_doc(item), 2)
+            counts["seeds"] += 1
+        for item, label in store.labelled_items(session):
+            examples[item.key] = (_doc(item), USER_LABELS[label])
+            counts["user_labels"] += 1
+        if examples and all(label == 2 for _, label in examples.values()):
+            for item in store.unlabelled_sample(session, BACKGROUND_NEGATIVES):
+                examples.setdefault(item.key, (_doc(item), 0))
+                counts["background"] += 1
+    docs = [doc for doc, _ in examples.values()]
+    labels = [label for _, label in examples.values()]
+    return docs, labels, counts
+
+
+def train(app, label_files: list[str]) -> TrainReport:
+    from tracker.scoring import model as scoring_model
+    from tracker.scoring import persist
+
+    docs, labels, counts = _training_set(app, label_files)
+    positives = sum(1 for label in labels if label == 2)
+    if positives == 0 or positives == len(labels):
+        raise InputError(
+            f"cannot train on {len(labels)} examples with {positives} relevant (label 2)",
+            hint="give --labels files or `tracker label ID relevant|irrelevant` both kinds")
+    try:
+        trained = scoring_model.train(docs, labels, config_hash=app.config.relevance_hash())
+    except ValueError as exc:  # e.g. sklearn: empty vocabulary (texts without words)
+        raise InputError(f"cannot train on these examples: {exc}") from None
+    path = persist.save(trained, app.config.relevance.model_path)
+    return TrainReport(str(path), trained.version, trained.n_train, trained.n_positive, counts)
+
+
+def model_info(app) -> dict:
+    from tracker.scoring.model import model_info as info
+
+    return info(scorer(app).model)
+
+
+# --- explain, eval, label ------------------------------------------------------------------
+
+def _stored(session, item_id: str):
+    kind, key = parse_item_id(item_id)
+    found = store.items_by_ids(session, [key] if kind == "paper" else [],
+                               [key] if kind == "post" else [])
+    if not found:
+        raise NotFoundError(f"no stored item {item_id}",
+                            hint="ids are arXiv ids without version, or post:N")
+    return found[0]
+
+
+def explain(app, item_id: str):
+    """(stored item, Explanation with the current model and config)."""
+    with app.sessions() as session:
+        item = _stored(session, item_id)
+    return item, scorer(app).explain(_doc(item))
+
+
+def evaluate_file(app, path: str) -> dict:
+    """Score a label file with the current model (never trained on it) and measure."""
+    from tracker.scoring.labels import read_labels
+    from tracker.scoring.metrics import evaluate
+
+    records = read_labels(path)
+    results = scorer(app).score([r.doc for r in records])
+    metrics = evaluate([r.score for r in results], [r.label for r in records],
+                       app.config.relevance.threshold)
+    return {**metrics, "model_version": scorer(app).version}
+
+
+def label(app, item_id: str, value: str, *, now: datetime | None = None) -> str:
+    """Store 'relevant' / 'irrelevant' for a stored item, or remove it with 'clear'."""
+    if value not in (*USER_LABELS, "clear"):
+        raise InputError(f"unknown label {value!r}", hint="relevant, irrelevant or clear")
+    with transaction(app.sessions) as session:
+        item = _stored(session, item_id)
+        if value == "clear":
+            return "cleared" if store.clear_label(session, item.kind, item.id) else "no label"
+        store.set_label(session, item.kind, item.id, value, now or utcnow())
+    return value
+
+
+# --- tune (backtest) -----------------------------------------------------------------------
+
+@dataclass
+class WeekChange:
+    start: datetime
+    end: datetime
+    entering: list = field(default_factory=list)  # (item, old score, new score)
+    leaving: list = field(default_factory=list)
+
+
+def pick(scored: list[tuple], min_score: float, max_items: int) -> set:
+    """What a digest would hold: the best `max_items` keys scoring at least min_score.
+    `scored` holds (key, score or None)."""
+    eligible = sorted(((s, k) for k, s in scored if s is not None and s >= min_score),
+                      key=lambda t: (-t[0], t[1]))
+    return {k for _, k in eligible[:max_items]}
+
+
+def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange]:
+    """Backtest the current config/model on the last `weeks` weeks of stored items:
+    per week, which items would enter or leave the digest. Writes nothing."""
+    now = now or utcnow()
+    cfg = app.config.digest
+    with app.sessions() as session:
+        items = store.recent_items(session, now - timedelta(weeks=weeks))
+    new_scores = {i.key: r.score for i, r in
+                  zip(items, scorer(app).score([_doc(i) for i in items]), strict=True)}
+    out = []
+    for week in range(weeks):
+        end = now - timedelta(weeks=week)
+        start = end - timedelta(weeks=1)
+        inside = [i for i in items if i.first_seen_at and start <= i.first_seen_at < end]
+        before = pick([(i.key, i.score) for i in inside], cfg.min_score, cfg.max_items)
+        after = pick([(i.key, new_scores[i.key]) for i in inside], cfg.min_score, cfg.max_items)
+        change = WeekChange(start, end)
+        for item in inside:
+            row = (item, item.score, new_scores[item.key])
+            if item.key in after - before:
+                change.entering.append(row)
+            elif item.key in before - after:
+                change.leaving.append(row)
+        out.append(change)
+    return out

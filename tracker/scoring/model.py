@@ -76,10 +76,14 @@ def terms(norm: str) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
 
 
-def make_vectorizer():
+def make_vectorizer(n_docs: int = 1000):
+    """Rare (one document) and very common (over half) terms are dropped, except on tiny
+    training sets (a new install with a few labels), where that would leave nothing."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(analyzer=terms, sublinear_tf=True, min_df=2, max_df=0.5,
+    small = n_docs < 50
+    return TfidfVectorizer(analyzer=terms, sublinear_tf=True, min_df=1 if small else 2,
+                           max_df=1.0 if small else 0.5,
                            max_features=300_000, dtype=np.float32)
 
 
@@ -93,7 +97,7 @@ def train(docs: list[Doc], labels: list[int], *, config_hash: str = "",
     weights = np.array([label1_weight if label == 1 else 1.0 for label in labels])
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("training needs both relevant (label 2) and other examples")
-    vectorizer = make_vectorizer()
+    vectorizer = make_vectorizer(len(docs))
     x = vectorizer.fit_transform([normalize(d.text) for d in docs])
     clf = LogisticRegression(C=text_c, class_weight="balanced", solver="liblinear",
                              max_iter=1000)

@@ -1,0 +1,222 @@
+"""Relevance use cases on a real store (SQLite and PostgreSQL): score_new, rescore, labels,
+train from files + labels + seeds, explain, eval, tune; the CLI commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from tests.conftest import TEST_DATA
+from tracker.cli import cli
+from tracker.config import RelevanceConfig
+from tracker.errors import InputError, NotFoundError
+from tracker.pipeline import App, relevance
+from tracker.store.db import transaction
+from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
+
+SMALL = TEST_DATA / "labels" / "small.jsonl"
+NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
+NEURO = ("Spiking neural networks model visual cortex",
+         "We compare spiking neural network representations with neural recordings.")
+OTHER = ("Vision transformers for detection", "Sparse attention improves object detection.")
+
+
+def add_papers(app, rows, now=NOW):
+    """rows: (id, title, abstract, categories, first_seen_at offset in days)."""
+    with transaction(app.sessions) as session:
+        for pid, title, abstract, cats, days in rows:
+            seen = now - timedelta(days=days)
+            session.add(PaperRow(id=pid, version=1, title=title, abstract=abstract,
+                                 authors=["A. Author"], categories=cats,
+                                 primary_category=cats[0] if cats else None, published=seen,
+                                 first_seen_at=seen, version_seen_at=seen))
+
+
+def add_post(app, title, summary, days=1):
+    with transaction(app.sessions) as session:
+        row = PostRow(feed="blog", guid=f"g-{title}", title=title, summary_text=summary,
+                      first_seen_at=NOW - timedelta(days=days))
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+@pytest.fixture
+def cfg(make_config, tmp_path):
+    def build(**relevance_overrides):
+        relevance_cfg = {"model_path": str(tmp_path / "model.joblib"), **relevance_overrides}
+        return make_config({"relevance": relevance_cfg})
+    return build
+
+
+@pytest.fixture
+def filled(cfg):
+    app = App(cfg())
+    add_papers(app, [("2401.00001", *NEURO, ["q-bio.NC"], 1),
+                     ("2401.00002", *OTHER, ["cs.CV"], 2),
+                     ("2401.00003", "Large language model agents", "Agents write code.",
+                      ["cs.CL"], 10)])
+    post_id = add_post(app, "Dendritic computation explained", "Dendrites compute; a blog post.")
+    yield app, post_id
+    app.close()
+
+
+def scores_of(app):
+    with app.sessions() as session:
+        papers = dict(session.execute(select(PaperRow.id, PaperRow.score)).all())
+        posts = dict(session.execute(select(PostRow.id, PostRow.score)).all())
+        models = set(session.scalars(select(PaperRow.score_model)))
+        history = session.scalar(select(func.count()).select_from(ScoreRow))
+    return papers, posts, models, history
+
+
+
+
+def invoke(config_file, *args):
+    return CliRunner().invoke(cli, ["--config", str(config_file), *args])
+
+
+def test_score_new_cold_start_in_callers_transaction(filled):
+    app, post_id = filled
+    with transaction(app.sessions) as session:
+        assert relevance.score_new(app, session, ["2401.00001", "2401.00002"], [post_id]) == 3
+    papers, posts, models, history = scores_of(app)
+    assert papers["2401.00001"] > 0.5 > papers["2401.00002"]
+    assert papers["2401.00003"] is None and posts[post_id] is not None
+    assert models == {"cold-start", None} and history == 3
+    with app.sessions() as session:
+        row = session.scalars(select(ScoreRow).where(ScoreRow.paper_id == "2401.00001")).one()
+    assert row.config_hash == app.config.relevance_hash() and row.model_version == "cold-start"
+    assert row.why and all(isinstance(w, str) for w in row.why)
+
+
+def test_score_new_rolls_back_with_the_caller(filled):
+    app, _ = filled
+    with pytest.raises(RuntimeError), transaction(app.sessions) as session:
+        relevance.score_new(app, session, ["2401.00001"], [])
+        raise RuntimeError("ingest failed later in the batch")
+    assert scores_of(app)[0]["2401.00001"] is None
+
+
+def test_rescore_touches_every_item_in_batches(filled, cfg, monkeypatch):
+    app, post_id = filled
+    monkeypatch.setattr(relevance, "RESCORE_BATCH", 2)  # several batches of each kind
+    seen = []
+    total, changed = relevance.rescore(app, now=NOW, progress=seen.append)
+    assert (total, changed) == (4, 4) and sum(seen) == 4 and len(seen) >= 3
+    first = scores_of(app)
+    assert None not in first[0].values() and None not in first[1].values()
+    # A new keyword changes only the items it matches; every item is still rescored.
+    app2 = App(cfg(keywords={**RelevanceConfig().keywords, "object detection": 3.0}))
+    total, changed = relevance.rescore(app2, now=NOW)
+    second = scores_of(app2)
+    assert total == 4 and changed == 1
+    assert second[0]["2401.00002"] > first[0]["2401.00002"]
+    assert second[3] == first[3] + 1
+    app2.close()
+
+
+def test_train_from_files_labels_and_seeds(filled, cfg):
+    app, post_id = filled
+    relevance.label(app, "2401.00002", "relevant", now=NOW)  # user label (odd, but theirs)
+    relevance.label(app, f"post:{post_id}", "irrelevant", now=NOW)
+    seeded = App(cfg(seed_papers=["2401.00001", "9999.99999"]))
+    report = relevance.train(seeded, [str(SMALL)])
+    assert report.sources == {"files": 20, "seeds": 1, "user_labels": 2, "background": 0}
+    assert report.n_train == 23 and report.n_positive == 8 + 1 + 1
+    info = relevance.model_info(seeded)
+    assert info["version"] == report.version and info["n_train"] == 23
+    relevance.rescore(seeded, now=NOW)
+    _, _, models, _ = scores_of(seeded)
+    assert models == {report.version}
+    seeded.close()
+
+
+def test_train_with_only_positives_uses_background_negatives(filled, cfg):
+    app, _ = filled
+    relevance.label(app, "2401.00001", "relevant", now=NOW)
+    report = relevance.train(app, [])
+    assert report.sources["background"] == 2 and report.n_positive == 1
+    with pytest.raises(InputError, match="cannot train"):
+        relevance.label(app, "2401.00001", "clear")
+        relevance.train(app, [])
+
+
+def test_label_errors(filled):
+    app, _ = filled
+    with pytest.raises(NotFoundError):
+        relevance.label(app, "2999.00001", "relevant")
+    with pytest.raises(InputError):
+        relevance.label(app, "post:abc", "relevant")
+    assert relevance.label(app, "2401.00001v3", "irrelevant") == "irrelevant"
+    assert relevance.label(app, "2401.00001", "relevant") == "relevant"  # replaced, not added
+    with app.sessions() as session:
+        assert session.scalars(select(LabelRow.label)).all() == ["relevant"]
+    assert relevance.label(app, "2401.00001", "clear") == "cleared"
+    assert relevance.label(app, "2401.00001", "clear") == "no label"
+
+
+def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
+    app, post_id = filled
+    relevance.rescore(app, now=NOW)
+    before = scores_of(app)
+    changed = App(cfg(keywords={"object detection": 5.0, "spiking neural network": -5.0,
+                                "neural recordings": 0.0, "visual cortex": 0.0}))
+    weeks = relevance.tune(changed, weeks=2, now=NOW)
+    assert [len(w.entering) for w in weeks] == [1, 0]
+    assert [w.entering[0][0].key for w in weeks[:1]] == ["2401.00002"]
+    assert [w.leaving[0][0].key for w in weeks[:1]] == ["2401.00001"]
+    assert scores_of(changed) == before
+    assert relevance.pick([("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", None)], 0.75, 1) == {"a"}
+    changed.close()
+
+
+def _config_file(tmp_path, db_url, **relevance_cfg):
+    relevance_cfg.setdefault("model_path", str(tmp_path / "model.joblib"))
+    lines = ["feeds = []", "[database]", f"url = {json.dumps(db_url)}", "[relevance]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in relevance_cfg.items()]
+    path = tmp_path / "tracker.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
+    app, post_id = filled
+    config_file = _config_file(tmp_path, db_url)
+    result = invoke(config_file, "eval", "--labels", str(SMALL), "--format", "json")
+    assert result.exit_code == 0, result.output
+    cold = json.loads(result.output)
+    assert {"average_precision", "roc_auc", "precision_at_10", "precision_at_20",
+            "precision_at_50", "precision", "recall", "f1", "n", "n_positive"} <= set(cold)
+    assert cold["n"] == 20 and cold["n_positive"] == 8 and cold["model_version"] == "cold-start"
+    result = invoke(config_file, "label", "2401.00003", "irrelevant")
+    assert result.exit_code == 0 and "irrelevant" in result.output
+    result = invoke(config_file, "train", "--labels", str(SMALL))
+    assert result.exit_code == 0, result.output
+    assert "21 examples" in result.output and (tmp_path / "model.joblib").is_file()
+    result = invoke(config_file, "rescore")
+    assert result.exit_code == 0 and "rescored 4 items" in result.output
+    result = invoke(config_file, "explain", "2401.00001", "--format", "json")
+    why = json.loads(result.output)
+    assert why["id"] == "2401.00001" and why["model_version"].startswith("tfidf-")
+    assert scores_of(app)[0]["2401.00001"] == pytest.approx(why["score"], abs=1e-6)
+    result = invoke(config_file, "explain", "2401.00001")
+    assert "up:" in result.output and "down:" in result.output and "keywords:" in result.output
+    result = invoke(config_file, "tune", "--weeks", "2")
+    assert result.exit_code == 0 and "0 enter, 0 leave" in result.output
+
+
+def test_cli_bad_input_is_one_line(filled, db_url, tmp_path):
+    config_file = _config_file(tmp_path, db_url)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "title": "t", "abstract": "a", "label": 2}\n{oops\n')
+    result = invoke(config_file, "train", "--labels", str(bad))
+    assert result.exit_code == 2 and f"{bad}:2: invalid JSON" in result.output
+    result = invoke(config_file, "label", "2999.00001", "relevant")
+    assert result.exit_code == 1 and "no stored item 2999.00001" in result.output
+    result = invoke(config_file, "label", "2401.00001", "maybe")
+    assert result.exit_code == 2

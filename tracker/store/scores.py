@@ -1,0 +1,158 @@
+"""SQL for relevance: item texts to score, current scores + score history, user labels.
+Callers pass a Session; the use case commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    kind: str  # paper | post
+    id: str | int  # arXiv id or posts.id
+    title: str
+    body: str  # abstract or summary text
+    categories: tuple[str, ...]
+    score: float | None
+    score_model: str | None
+    first_seen_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.id) if self.kind == "paper" else f"post:{self.id}"
+
+
+_PAPER_COLS = (PaperRow.id, PaperRow.title, PaperRow.abstract, PaperRow.categories,
+               PaperRow.score, PaperRow.score_model, PaperRow.first_seen_at)
+_POST_COLS = (PostRow.id, PostRow.title, PostRow.summary_text, PostRow.score,
+              PostRow.score_model, PostRow.first_seen_at)
+
+
+def _paper(row) -> StoredItem:
+    return StoredItem("paper", row.id, row.title, row.abstract, tuple(row.categories or ()),
+                      row.score, row.score_model, row.first_seen_at)
+
+
+def _post(row) -> StoredItem:
+    return StoredItem("post", row.id, row.title, row.summary_text or "", (), row.score,
+                      row.score_model, row.first_seen_at)
+
+
+def items_by_ids(session: Session, paper_ids: Iterable[str],
+                 post_ids: Iterable[int]) -> list[StoredItem]:
+    out: list[StoredItem] = []
+    paper_ids, post_ids = list(dict.fromkeys(paper_ids)), list(dict.fromkeys(post_ids))
+    for start in range(0, len(paper_ids), 500):  # keep IN lists short
+        chunk = paper_ids[start:start + 500]
+        out += [_paper(r) for r in session.execute(
+            select(*_PAPER_COLS).where(PaperRow.id.in_(chunk)).order_by(PaperRow.id))]
+    for start in range(0, len(post_ids), 500):
+        chunk = post_ids[start:start + 500]
+        out += [_post(r) for r in session.execute(
+            select(*_POST_COLS).where(PostRow.id.in_(chunk)).order_by(PostRow.id))]
+    return out
+
+
+def count_items(session: Session) -> int:
+    return (session.scalar(select(func.count()).select_from(PaperRow))
+            + session.scalar(select(func.count()).select_from(PostRow)))
+
+
+def paper_batch(session: Session, after: str | None, limit: int) -> list[StoredItem]:
+    """Papers in id order after `after` (keyset pagination: stable under updates)."""
+    query = select(*_PAPER_COLS).order_by(PaperRow.id).limit(limit)
+    if after is not None:
+        query = query.where(PaperRow.id > after)
+    return [_paper(r) for r in session.execute(query)]
+
+
+def post_batch(session: Session, after: int | None, limit: int) -> list[StoredItem]:
+    query = select(*_POST_COLS).order_by(PostRow.id).limit(limit)
+    if after is not None:
+        query = query.where(PostRow.id > after)
+    return [_post(r) for r in session.execute(query)]
+
+
+def recent_items(session: Session, since: datetime) -> list[StoredItem]:
+    """Items first stored at or after `since` (what recent digests chose from)."""
+    papers = session.execute(select(*_PAPER_COLS).where(PaperRow.first_seen_at >= since))
+    posts = session.execute(select(*_POST_COLS).where(PostRow.first_seen_at >= since))
+    return [_paper(r) for r in papers] + [_post(r) for r in posts]
+
+
+def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[str]]], *,
+                 model_version: str, config_hash: str, now: datetime) -> int:
+    """Set the current score of each item and add a history row where the value or the
+    model changed. Returns how many items changed."""
+    papers, posts, history = [], [], []
+    for item, value, why in scored:
+        current = {"score": value, "score_model": model_version}
+        (papers if item.kind == "paper" else posts).append({"id": item.id, **current})
+        if item.score is not None and item.score_model == model_version \
+                and abs(item.score - value) < 1e-9:
+            continue
+        history.append({"paper_id": item.id if item.kind == "paper" else None,
+                        "post_id": item.id if item.kind == "post" else None,
+                        "value": value, "model_version": model_version,
+                        "config_hash": config_hash, "why": list(why), "scored_at": now})
+    if papers:
+        session.execute(update(PaperRow), papers)  # executemany by primary key
+    if posts:
+        session.execute(update(PostRow), posts)
+    if history:
+        session.execute(insert(ScoreRow), history)
+    return len(history)
+
+
+def latest_why(session: Session, kind: str, item_id) -> ScoreRow | None:
+    column = ScoreRow.paper_id if kind == "paper" else ScoreRow.post_id
+    return session.scalars(select(ScoreRow).where(column == item_id)
+                           .order_by(ScoreRow.id.desc()).limit(1)).first()
+
+
+# --- labels ------------------------------------------------------------------------------
+
+def set_label(session: Session, kind: str, item_id, label: str, now: datetime) -> None:
+    """Store or replace the user's label of one item ('relevant' | 'irrelevant')."""
+    column = LabelRow.paper_id if kind == "paper" else LabelRow.post_id
+    changed = session.execute(update(LabelRow).where(column == item_id)
+                              .values(label=label, created_at=now)).rowcount
+    if not changed:
+        session.add(LabelRow(paper_id=item_id if kind == "paper" else None,
+                             post_id=item_id if kind == "post" else None,
+                             label=label, created_at=now))
+        session.flush()
+
+
+def clear_label(session: Session, kind: str, item_id) -> bool:
+    column = LabelRow.paper_id if kind == "paper" else LabelRow.post_id
+    return bool(session.execute(delete(LabelRow).where(column == item_id)).rowcount)
+
+
+def get_label(session: Session, kind: str, item_id) -> str | None:
+    column = LabelRow.paper_id if kind == "paper" else LabelRow.post_id
+    return session.scalar(select(LabelRow.label).where(column == item_id))
+
+
+def labelled_items(session: Session) -> list[tuple[StoredItem, str]]:
+    """Every user-labelled item with its label."""
+    papers = session.execute(select(*_PAPER_COLS, LabelRow.label)
+                             .join(LabelRow, LabelRow.paper_id == PaperRow.id))
+    posts = session.execute(select(*_POST_COLS, LabelRow.label)
+                            .join(LabelRow, LabelRow.post_id == PostRow.id))
+    return [(_paper(r), r.label) for r in papers] + [(_post(r), r.label) for r in posts]
+
+
+def unlabelled_sample(session: Session, limit: int) -> list[StoredItem]:
+    """The most recently stored papers without a user label (background negatives)."""
+    query = (select(*_PAPER_COLS).outerjoin(LabelRow, LabelRow.paper_id == PaperRow.id)
+             .where(LabelRow.id.is_(None)).order_by(PaperRow.first_seen_at.desc(),
+                                                    PaperRow.id).limit(limit))
+    return [_paper(r) for r in session.execute(query)]
