@@ -36,7 +36,12 @@ class Rendered:
 
     @property
     def html_bytes(self) -> int:
-        return len(self.html.encode("utf-8"))
+        return wire_size(self.html)
+
+
+def wire_size(page: str) -> int:
+    """Bytes of the HTML as it travels (UTF-8, CRLF line ends), the size clients measure."""
+    return len(page.encode("utf-8")) + page.count("\n")
 
 
 def plain_text(markup: str) -> str:
@@ -95,7 +100,7 @@ def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: 
 
     def attempt(candidate: Digest, chars: int) -> Rendered | None:
         page = _render_one("digest.html", candidate, context, chars)
-        if len(page.encode("utf-8")) > max_html_bytes:
+        if wire_size(page) > max_html_bytes:
             return None
         return Rendered(candidate, page, _render_one("digest.txt", candidate, context, chars))
 

@@ -83,10 +83,11 @@ def _paper_item(row, why, start: datetime) -> build.Item:
 def _post_item(row, why, refs) -> build.Item:
     from tracker.digest.render import plain_text
 
+    author = plain_text(row.author or "")
     return build.Item(
         kind="post", id=f"post:{row.id}", title=plain_text(row.title) or "(untitled)",
         url=row.link, score=row.score, seen_at=row.first_seen_at,
-        authors=(row.author,) if row.author else (), why=tuple(why),
+        authors=(author,) if author else (), why=tuple(why),
         abstract=plain_text(row.summary_text or row.content_html), source=row.feed,
         refs=tuple(refs))
 

@@ -1,0 +1,387 @@
+"""Digest sending against a real SMTP server (aiosmtpd on 127.0.0.1) on both backends:
+the message, the exactly-once ledger, failures and retries, racing senders.
+
+The helpers at the top (seed_week, add_paper, digest_config) are shared by the other
+tests/test_digest_*.py modules."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import TEST_DATA
+from tests.smtpd import SmtpServer
+from tracker.errors import SendError
+from tracker.pipeline import App
+from tracker.pipeline.digest import list_digests, send_digest
+from tracker.store.db import transaction
+from tracker.store.schema import (
+    DigestItemRow,
+    DigestRow,
+    PaperRow,
+    PostRefRow,
+    PostRow,
+    ScoreRow,
+    SourceStateRow,
+)
+
+WEEK = TEST_DATA / "digest" / "week.json"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday; the digest fired at 08:00
+PERIOD_END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+# The relevant items of week.json in reading order (post 1 sits beside the paper it cites).
+EXPECTED_PAPERS = {"2611.10001", "2611.10002", "2611.10003", "2611.10004", "2611.10005",
+                   "2611.10006", "2611.10007", "2611.10008"}
+EXPECTED_POSTS = {"post:1", "post:2", "post:3"}
+
+
+def _ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def digest_config(make_config, smtp: SmtpServer | None = None, **digest):
+    raw = {
+        "feeds": [{"name": "xcorr", "url": "https://xcorr.example/feed/"},
+                  {"name": "the-transmitter", "url": "https://transmitter.example/feed/"}],
+        "digest": {"recipients": ["ada@example.org", "ben@example.org"],
+                   "sender": "NeuroAI tracker <digest@tracker.example>",
+                   "unsubscribe": "mailto:unsubscribe@tracker.example", **digest},
+    }
+    if smtp is not None:
+        raw["smtp"] = smtp.config()
+    return make_config(raw)
+
+
+def add_paper(session, pid: str, seen: datetime, score: float, *, title: str | None = None,
+              abstract: str = "Neural recordings of the brain.", why=("brain",),
+              authors=("Ada Byron",), categories=("q-bio.NC",), version: int = 1,
+              version_seen: datetime | None = None):
+    session.add(PaperRow(
+        id=pid, version=version, title=title or f"Paper {pid}", abstract=abstract,
+        authors=list(authors), categories=list(categories), primary_category=categories[0],
+        first_seen_at=seen, version_seen_at=version_seen or seen, score=score,
+        score_model="test"))
+    session.flush()
+    # An older score row first: the digest must show the latest row's `why`.
+    session.add(ScoreRow(paper_id=pid, value=0.1, model_version="old", config_hash="x",
+                         why=["stale reason"], scored_at=seen - timedelta(hours=1)))
+    session.flush()
+    session.add(ScoreRow(paper_id=pid, value=score, model_version="test", config_hash="x",
+                         why=list(why), scored_at=seen))
+
+
+def seed_week(app: App) -> dict:
+    """Insert tests/data/digest/week.json into the store; return the parsed data."""
+    week = json.loads(WEEK.read_text(encoding="utf-8"))
+    with transaction(app.sessions) as session:
+        for p in week["papers"]:
+            add_paper(session, p["id"], _ts(p["first_seen_at"]), p["score"], title=p["title"],
+                      abstract=p["abstract"], why=p["why"], authors=p["authors"],
+                      categories=p["categories"],
+                      version=p["version"], version_seen=_ts(p.get("version_seen_at")))
+        for p in week["posts"]:
+            session.add(PostRow(
+                id=p["id"], feed=p["feed"], guid=p["guid"], link=p["link"], title=p["title"],
+                author=p["author"], summary_text=p["summary_text"],
+                content_html=p.get("content_html", ""), first_seen_at=_ts(p["first_seen_at"]),
+                score=p["score"], score_model="test"))
+            session.flush()
+            session.add(ScoreRow(post_id=p["id"], value=p["score"], model_version="test",
+                                 config_hash="x", why=p["why"],
+                                 scored_at=_ts(p["first_seen_at"])))
+            for ref in p["refs"]:
+                session.add(PostRefRow(post_id=p["id"], kind="arxiv", value=ref))
+        for s in week["sources"]:
+            session.add(SourceStateRow(
+                name=s["name"], kind=s["kind"], last_attempt_at=_ts(s["last_attempt_at"]),
+                last_success_at=_ts(s["last_success_at"]), last_error=s.get("last_error"),
+                last_error_at=_ts(s.get("last_error_at")),
+                consecutive_failures=s["consecutive_failures"]))
+    return week
+
+
+def ledger(app: App) -> list[DigestRow]:
+    with app.sessions() as session:
+        return list(session.scalars(select(DigestRow).order_by(DigestRow.period_end)))
+
+
+def ledger_items(app: App, digest_id: int) -> list[str]:
+    with app.sessions() as session:
+        rows = session.scalars(select(DigestItemRow).where(DigestItemRow.digest_id == digest_id)
+                               .order_by(DigestItemRow.position))
+        return [row.paper_id or f"post:{row.post_id}" for row in rows]
+
+
+def item_ids_in(text: str) -> list[str]:
+    """Item ids in the order the text part shows them (papers by abs URL, posts by link)."""
+    links = {"https://xcorr.example/2026/11/snn-dynamics": "post:1",
+             "https://transmitter.example/what-is-neuroai": "post:2", "(no link)": "post:3"}
+    found = []
+    for line in text.splitlines():
+        word = line.strip().split(" ")[-1] if "-> on " in line else line.strip()
+        if word.startswith("https://arxiv.org/abs/"):
+            found.append(word.removeprefix("https://arxiv.org/abs/"))
+        elif word in links:
+            found.append(links[word])
+    return found
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def week_app(make_config, smtp):
+    application = App(digest_config(make_config, smtp))
+    seed_week(application)
+    yield application
+    application.close()
+
+
+# -- the message --------------------------------------------------------------------------
+
+
+def test_sent_message_has_both_parts_headers_recipients_and_items_in_order(week_app, smtp):
+    outcome = send_digest(week_app, now=NOW)
+
+    assert outcome.status == "sent" and outcome.item_count == 11
+    [envelope] = smtp.envelopes
+    assert sorted(envelope.rcpt_tos) == ["ada@example.org", "ben@example.org"]
+    assert envelope.mail_from == "digest@tracker.example"
+    [message] = smtp.messages
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["Subject"] == "NeuroAI digest: 16 Nov to 23 Nov 2026"
+    assert message["To"] == "ada@example.org, ben@example.org"
+    assert message["Date"] == "Mon, 23 Nov 2026 09:00:00 +0000"
+    assert message["Message-ID"].endswith("@tracker.example>")
+    assert message["List-Id"] == "NeuroAI tracker digest <digest.neuroai-tracker.local>"
+    assert message["List-Unsubscribe"] == "<mailto:unsubscribe@tracker.example>"
+
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    shown = item_ids_in(text)
+    assert set(shown) == EXPECTED_PAPERS | EXPECTED_POSTS
+    assert shown[shown.index("2611.10001") + 1] == "post:1"  # the post beside its paper
+    assert all(f"https://arxiv.org/abs/{pid}" in html for pid in EXPECTED_PAPERS)
+    assert "why: spiking neural network; cortex; neuromorphic" in text
+    assert "stale reason" not in text + html
+    # The ledger holds the period, the Message-ID and the items in the order shown.
+    [row] = ledger(week_app)
+    assert (row.status, row.period_start, row.period_end) == (
+        "sent", PERIOD_END - timedelta(days=7), PERIOD_END)
+    assert row.message_id == message["Message-ID"]
+    assert ledger_items(week_app, row.id) == shown
+
+
+def test_papers_are_ranked_best_first_within_sections(week_app, smtp):
+    send_digest(week_app, now=NOW)
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    scores = {p: s for p, s in [("2611.10001", .93), ("2611.10002", .81), ("2611.10003", .88),
+                                ("2611.10004", .77), ("2611.10005", .72), ("2611.10006", .69),
+                                ("2611.10007", .64), ("2611.10008", .85)]}
+    sections = text.split("\n== ")[1:]
+    assert len(sections) >= 2 and sections[-1].startswith("From the blogs ==")
+    for section in sections[:-1]:
+        papers = [i for i in item_ids_in(section) if not i.startswith("post:")]
+        assert [scores[p] for p in papers] == sorted((scores[p] for p in papers), reverse=True)
+
+
+# -- exactly once ---------------------------------------------------------------------------
+
+
+def test_second_run_in_the_same_period_sends_nothing(week_app, smtp):
+    assert send_digest(week_app, now=NOW).status == "sent"
+    again = send_digest(week_app, now=NOW + timedelta(days=2))
+
+    assert again.status == "already_sent"
+    assert len(smtp.envelopes) == 1 and len(ledger(week_app)) == 1
+
+
+def test_next_period_holds_only_new_items_never_a_sent_paper(week_app, smtp):
+    send_digest(week_app, now=NOW)
+    with transaction(week_app.sessions) as session:
+        add_paper(session, "2611.20001", NOW + timedelta(days=2), 0.8)
+    outcome = send_digest(week_app, now=NOW + timedelta(days=7))
+
+    assert outcome.status == "sent"
+    text = smtp.messages[1].get_body(("plain",)).get_content()
+    # 2611.10010 was first seen just after the first period ended: it belongs here.
+    assert item_ids_in(text) == ["2611.10010", "2611.20001"]
+    first, second = ledger(week_app)
+    assert second.period_start == first.period_end == PERIOD_END
+
+
+def test_updates_of_older_papers_only_with_include_updates(make_config, smtp):
+    plain = App(digest_config(make_config, smtp))
+    seed_week(plain)
+    send_digest(plain, now=NOW)
+    assert "2610.20001" not in item_ids_in(smtp.messages[0].get_body(("plain",)).get_content())
+
+    with transaction(plain.sessions) as session:  # forget that period, then ask for updates
+        session.query(DigestRow).delete()
+    updates = App(digest_config(make_config, smtp, include_updates=True))
+    send_digest(updates, now=NOW)
+    text = smtp.messages[1].get_body(("plain",)).get_content()
+    assert "2610.20001" in item_ids_in(text) and "updated to v3" in text
+    assert "2610.20002" not in item_ids_in(text)  # old and not updated: never news
+
+
+def test_force_ends_the_period_now_and_the_schedule_carries_on(week_app, smtp):
+    tuesday = NOW + timedelta(days=1)
+    assert send_digest(week_app, now=NOW).status == "sent"
+    forced = send_digest(week_app, now=tuesday, force=True)
+
+    assert forced.status == "sent"
+    assert item_ids_in(smtp.messages[1].get_body(("plain",)).get_content()) == ["2611.10010"]
+    assert send_digest(week_app, now=tuesday, force=True).status == "already_sent"
+    assert ledger(week_app)[-1].period_end == tuesday
+
+
+def test_concurrent_senders_send_one_email(make_config, smtp):
+    config = digest_config(make_config, smtp)
+    seed_week(App(config))
+    apps = [App(config) for _ in range(4)]
+    barrier = threading.Barrier(len(apps))
+
+    def race(app: App):
+        barrier.wait()
+        return send_digest(app, now=NOW)
+
+    with ThreadPoolExecutor(len(apps)) as pool:
+        outcomes = list(pool.map(race, apps))
+    for app in apps:
+        app.close()
+
+    assert len(smtp.envelopes) == 1
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses.count("sent") == 1
+    assert set(statuses) <= {"sent", "already_sent", "in_progress"}
+    [row] = ledger(App(config))
+    assert row.status == "sent"
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def test_smtp_refusal_is_a_clear_error_nothing_recorded_and_next_run_sends(week_app, smtp):
+    smtp.refuse("554 5.7.1 message rejected by policy")
+    with pytest.raises(SendError) as error:
+        send_digest(week_app, now=NOW)
+
+    assert "554 5.7.1 message rejected by policy" in str(error.value)
+    assert "\n" not in str(error.value)
+    [row] = ledger(week_app)
+    assert row.status == "failed" and "554" in row.error
+    assert ledger_items(week_app, row.id) == [] and not smtp.envelopes
+
+    retry = send_digest(week_app, now=NOW + timedelta(hours=1))
+    assert retry.status == "sent" and len(smtp.envelopes) == 1
+    [row] = ledger(week_app)
+    assert row.status == "sent" and len(ledger_items(week_app, row.id)) == 11
+
+
+def test_smtp_down_is_a_clear_error_and_the_next_run_sends(make_config):
+    server = SmtpServer()  # port reserved, nothing listening yet
+    app = App(digest_config(make_config, server))
+    seed_week(app)
+    with pytest.raises(SendError) as error:
+        send_digest(app, now=NOW)
+    assert f"cannot reach SMTP server 127.0.0.1:{server.port}" in str(error.value)
+    assert [row.status for row in ledger(app)] == ["failed"]
+
+    with server:
+        assert send_digest(app, now=NOW + timedelta(hours=1)).status == "sent"
+        assert len(server.envelopes) == 1
+    assert [row.status for row in ledger(app)] == ["sent"]
+
+
+def test_a_live_claim_blocks_and_a_stale_one_is_taken_over(week_app, smtp):
+    with transaction(week_app.sessions) as session:
+        session.add(DigestRow(period_start=PERIOD_END - timedelta(days=7), period_end=PERIOD_END,
+                              status="sending", recipients=[], created_at=NOW - timedelta(hours=1)))
+    assert send_digest(week_app, now=NOW).status == "in_progress"
+    assert not smtp.envelopes
+
+    later = NOW + timedelta(hours=3)  # the claim is now 4 h old; lock_ttl_seconds is 3 h
+    assert send_digest(week_app, now=later).status == "sent"
+    assert len(smtp.envelopes) == 1 and ledger(week_app)[0].status == "sent"
+
+
+# -- configuration cases --------------------------------------------------------------------
+
+
+def test_no_recipients_sends_and_records_nothing(make_config, smtp):
+    app = App(digest_config(make_config, smtp, recipients=[]))
+    seed_week(app)
+    outcome = send_digest(app, now=NOW)
+    assert outcome.status == "no_recipients" and "recipients" in outcome.message
+    assert not smtp.envelopes and ledger(app) == []
+
+
+def test_dry_run_sends_and_records_nothing(week_app, smtp):
+    outcome = send_digest(week_app, now=NOW, dry_run=True)
+    assert outcome.status == "dry_run" and outcome.item_count == 11
+    assert not smtp.envelopes and ledger(week_app) == []
+
+
+def test_empty_week_sends_a_short_note_when_send_empty(make_config, smtp):
+    app = App(digest_config(make_config, smtp))
+    assert send_digest(app, now=NOW).status == "sent"
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert "Nothing relevant this week." in text and item_ids_in(text) == []
+
+
+def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
+    app = App(digest_config(make_config, smtp, send_empty=False))
+    outcome = send_digest(app, now=NOW)
+    assert outcome.status == "empty_skipped" and not smtp.envelopes
+    # The period is closed (so it is not retried every run) and listed as skipped.
+    assert send_digest(app, now=NOW).status == "already_sent"
+    [row] = list_digests(app)
+    assert row["status"] == "sent" and row["message_id"] is None and row["items"] == 0
+
+
+class AuthSmtpServer(SmtpServer):
+    """The shared server plus AUTH PLAIN over plain TCP (for the test only)."""
+
+    password = "s3cret-pw"
+
+    def __enter__(self):
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        def check(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login == b"digest" and auth_data.password == self.password.encode()
+            return AuthResult(success=ok, handled=False)  # let aiosmtpd send the 535
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                      auth_require_tls=False, authenticator=check,
+                                      auth_exclude_mechanism=["LOGIN"])
+        self._controller.start()
+        return self
+
+
+def test_login_uses_the_password_from_the_environment_and_never_shows_it(
+        make_config, monkeypatch, caplog):
+    with AuthSmtpServer() as server:
+        raw_smtp = {**server.config(), "username": "digest"}
+        config = make_config({"smtp": raw_smtp, "feeds": [],
+                              "digest": {"recipients": ["ada@example.org"]}})
+        app = App(config)
+        monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "wrong-password")
+        with pytest.raises(SendError) as error:
+            send_digest(app, now=NOW)
+        assert "refused the login for 'digest'" in str(error.value)
+        assert "wrong-password" not in str(error.value) + caplog.text
+
+        monkeypatch.setenv("TRACKER_SMTP_PASSWORD", server.password)
+        assert send_digest(app, now=NOW).status == "sent"
+        assert len(server.envelopes) == 1
+        assert server.password not in caplog.text
