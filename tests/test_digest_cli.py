@@ -105,7 +105,7 @@ def test_send_with_smtp_down_is_one_error_line_and_exit_1(tmp_path, db_url):
     config.write_text(_toml(db_url, down.port), encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(config), "digest", "send"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: cannot reach SMTP server 127.0.0.1:")
+    assert result.stderr.startswith("error: cannot connect to SMTP server 127.0.0.1:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

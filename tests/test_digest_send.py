@@ -293,7 +293,7 @@ def test_smtp_down_is_a_clear_error_and_the_next_run_sends(make_config):
     seed_week(app)
     with pytest.raises(SendError) as error:
         send_digest(app, now=NOW)
-    assert f"cannot reach SMTP server 127.0.0.1:{server.port}" in str(error.value)
+    assert f"cannot connect to SMTP server 127.0.0.1:{server.port}" in str(error.value)
     assert [row.status for row in ledger(app)] == ["failed"]
 
     with server:
@@ -385,3 +385,58 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         assert send_digest(app, now=NOW).status == "sent"
         assert len(server.envelopes) == 1
         assert server.password not in caplog.text
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+CERT = TEST_DATA / "digest" / "test_smtp_cert.pem"  # self-signed for 127.0.0.1, test only
+KEY = TEST_DATA / "digest" / "test_smtp_key.pem"
+
+
+class TlsSmtpServer(SmtpServer):
+    """The shared server speaking STARTTLS (required before MAIL) or implicit TLS."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def config(self) -> dict:
+        return {**super().config(), "security": self.mode}
+
+    def __enter__(self):
+        import ssl
+
+        from aiosmtpd.controller import Controller
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(CERT, KEY)
+        options = ({"tls_context": context, "require_starttls": True} if self.mode == "starttls"
+                   else {"ssl_context": context})
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
+        self._controller.start()
+        return self
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_tls_modes_send_and_check_the_certificate(make_config, monkeypatch, mode):
+    with TlsSmtpServer(mode) as server:
+        app = App(digest_config(make_config, server))
+        seed_week(app)
+        with pytest.raises(SendError) as error:  # the system CAs do not trust our test cert
+            send_digest(app, now=NOW)
+        assert "certificate verify failed" in str(error.value)
+        assert not server.envelopes
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(CERT))  # now trust it, as an admin would
+        assert send_digest(app, now=NOW + timedelta(minutes=5)).status == "sent"
+        assert len(server.envelopes) == 1
+        assert server.messages[0]["Subject"] == "NeuroAI digest: 16 Nov to 23 Nov 2026"
+
+
+def test_starttls_configured_but_not_offered_is_a_clear_error(make_config, smtp):
+    plain = {**smtp.config(), "security": "starttls"}
+    app = App(make_config({"smtp": plain, "feeds": [], "digest": {"recipients": ["a@b.org"]}}))
+    with pytest.raises(SendError) as error:
+        send_digest(app, now=NOW)
+    assert "STARTTLS extension not supported by server" in str(error.value)
+    assert "[smtp]" in error.value.hint and not smtp.envelopes

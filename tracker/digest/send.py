@@ -63,8 +63,9 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
     try:
         client = _connect(smtp)
     except (OSError, smtplib.SMTPException) as exc:  # refused, DNS, timeout, TLS
-        raise SendError(f"cannot reach SMTP server {where}: {_reason(exc)}",
-                        hint="check [smtp] host/port/security and that the server is up"
+        raise SendError(f"cannot connect to SMTP server {where}: {_reason(exc)}",
+                        hint="check [smtp] host/port/security (and the server's TLS "
+                        "certificate) and that the server is up"
                         ) from None
     try:
         if smtp.username:
