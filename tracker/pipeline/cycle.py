@@ -129,15 +129,21 @@ class Runner:
         return result
 
     def _begin(self, job: str, now: datetime) -> bool:
-        with self._guard, transaction(self.app.sessions) as session:
-            if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
-                holder = next((lk.holder for lk in runs.live_locks(session, now)
-                               if lk.name == job), "another worker")
+        with self._guard:
+            with transaction(self.app.sessions) as session:
+                holder = None
+                if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
+                    holder = next((lk.holder for lk in runs.live_locks(session, now)
+                                   if lk.name == job), "another worker")
+                else:
+                    stale = runs.abandon_running(session, job, now,
+                                                 "holder stopped before finishing")
+                    run_id = runs.start_run(session, job, now, self.host, os.getpid())
+            if holder:
                 _event(logging.INFO, f"{job}: skipped, lock held by {holder}", job=job,
                        event="skipped", holder=holder)
                 return False
-            stale = runs.abandon_running(session, job, now, "holder stopped before finishing")
-            run_id = runs.start_run(session, job, now, self.host, os.getpid())
+            # Only once the lease and the run record are committed.
             self._active = _Active(job, run_id, time.monotonic(), now)
             self._idle.clear()
         if stale:
