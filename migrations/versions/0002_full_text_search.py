@@ -6,8 +6,10 @@ PostgreSQL: a stored generated tsvector column per table (title weight A, abstra
 summary B, authors C) with a GIN index; the database keeps it current on every write.
 
 Both stem English (FTS5 porter, PostgreSQL 'english'), so "networks" finds "network" and a
-prefix term is stemmed the same way on both. These objects are not in the SQLAlchemy models;
-migrations/env.py tells `alembic check` to ignore them.
+prefix term is stemmed the same way on both. Both fold case but keep accents (PostgreSQL
+would need the unaccent extension to drop them), so "Díaz" and "Diaz" differ on both.
+These objects are not in the SQLAlchemy models; migrations/env.py tells `alembic check` to
+ignore them.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,14 +23,24 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# table -> (FTS table, indexed columns, rowid column, bm25 weights per column)
+# The authors column holds a JSON array, which the store writes with \u escapes for
+# non-ASCII letters; the index gets the decoded names (json_each / jsonb), or "Díaz" would
+# be indexed as "D\u00edaz".
+AUTHORS_SQLITE = "(SELECT group_concat(value, '; ') FROM json_each({row}.authors))"
+
+# table -> (FTS table, rowid column, {column: value expression}, bm25 weights per column)
 SQLITE_FTS = {
-    "papers": ("papers_fts", ("title", "abstract", "authors"), "rowid", "4.0, 1.0, 2.0"),
-    "posts": ("posts_fts", ("title", "summary_text", "author"), "id", "4.0, 1.0, 2.0"),
+    "papers": ("papers_fts", "rowid",
+               {"title": "{row}.title", "abstract": "{row}.abstract", "authors": AUTHORS_SQLITE},
+               "4.0, 1.0, 2.0"),
+    "posts": ("posts_fts", "id",
+              {"title": "{row}.title", "summary_text": "{row}.summary_text",
+               "author": "{row}.author"},
+              "4.0, 1.0, 2.0"),
 }
-# table -> (weight A, weight B, weight C) expressions
+# table -> expressions weighted A, B, C
 POSTGRES_TSV = {
-    "papers": ("title", "abstract", "authors::text"),
+    "papers": ("title", "abstract", "(authors::jsonb)::text"),
     "posts": ("title", "summary_text", "author"),
 }
 
@@ -44,7 +56,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        for table, (fts, *_rest) in SQLITE_FTS.items():
+        for fts, *_rest in SQLITE_FTS.values():
             for suffix in ("ai", "ad", "au"):
                 op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
             op.execute(f"DROP TABLE IF EXISTS {fts}")
@@ -54,33 +66,30 @@ def downgrade() -> None:
             op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_vector")
 
 
-def _sqlite_create(table: str, fts: str, columns: tuple, rowid: str, weights: str) -> None:
+def _sqlite_create(table: str, fts: str, rowid: str, columns: dict, weights: str) -> None:
     cols = ", ".join(columns)
-    new = ", ".join(f"new.{c}" for c in columns)
-    old = ", ".join(f"old.{c}" for c in columns)
+
+    def values(row: str) -> str:
+        return ", ".join(expr.format(row=row) for expr in columns.values())
+
     # prefix='2 3': extra index entries so short prefix terms (ne*, spi*) stay fast.
     op.execute(
         f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table}', "
-        f"content_rowid='{rowid}', tokenize='porter unicode61 remove_diacritics 2', "
+        f"content_rowid='{rowid}', tokenize='porter unicode61 remove_diacritics 0', "
         "prefix='2 3')"
     )
     op.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('rank', 'bm25({weights})')")
-    op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # rows stored before 0002
-    # An external-content index must be told the OLD text to remove it, hence 'delete'.
-    op.execute(
-        f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN "
-        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.{rowid}, {new}); END"
-    )
-    op.execute(
-        f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN "
-        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.{rowid}, {old}); END"
-    )
+    # Rows stored before this migration. (Not FTS5 'rebuild': it would read the raw JSON.)
+    op.execute(f"INSERT INTO {fts}(rowid, {cols}) SELECT {rowid}, {values(table)} FROM {table}")
+    # An external-content index must be told the OLD values to remove them, hence 'delete'.
+    delete = (f"INSERT INTO {fts}({fts}, rowid, {cols}) "
+              f"VALUES ('delete', old.{rowid}, {values('old')});")
+    insert = f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.{rowid}, {values('new')});"
+    op.execute(f"CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN {insert} END")
+    op.execute(f"CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN {delete} END")
     # Only text changes touch the index (score updates do not).
-    op.execute(
-        f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table} BEGIN "
-        f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.{rowid}, {old}); "
-        f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.{rowid}, {new}); END"
-    )
+    op.execute(f"CREATE TRIGGER {fts}_au AFTER UPDATE OF {cols} ON {table} BEGIN "
+               f"{delete} {insert} END")
 
 
 def _postgres_create(table: str, exprs: tuple) -> None:

@@ -65,7 +65,6 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
       tracker search --min-score 0.7 --since 2026-01-01 --format atom > neuroai.xml
       tracker search hippocampus --category q-bio.NC --format bibtex > refs.bib
     """
-    from tracker.cli import formats
     from tracker.pipeline.query import Filters, search
 
     filters = Filters(since=_date(since, end=False), until=_date(until, end=True),
@@ -77,7 +76,19 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     key = json.dumps([text, repr(filters), sort], sort_keys=True)
     title = f"NeuroAI tracker: {text or 'all items'}" + (
         f" (score >= {min_score})" if min_score is not None else "")
-    formats.write(fmt, items, click.get_text_stream("stdout"), title=title, feed_key=key)
+    _to_stdout(fmt, items, title=title, feed_key=key)
+
+
+def _to_stdout(fmt: str, items, **options) -> None:
+    from tracker.cli import formats
+
+    try:
+        formats.write(fmt, items, click.get_text_stream("stdout"), **options)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error. Point stdout at /dev/null so
+        # the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @click.command("show")
@@ -155,7 +166,7 @@ def export_command(ctx: click.Context, fmt: str, out: str | None) -> None:
 
     items = export(get_app(ctx))
     if out is None:
-        formats.write(fmt, items, click.get_text_stream("stdout"))
+        _to_stdout(fmt, items)
         return
     partial = f"{out}.part"
     try:

@@ -93,7 +93,7 @@ def search(session: Session, text: str | None, filters: Filters, *, sort: str = 
     node = q.parse(text)
     author = q.words_query(filters.author or "")
     if filters.author and author is None:
-        return []  # an author filter with no letters in it matches no name
+        return []  # an author filter of punctuation or common words only
     pg = session.get_bind().dialect.name == "postgresql"
     sides = []
     if filters.kind in (None, "paper") and not filters.feed:

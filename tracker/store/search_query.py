@@ -24,6 +24,19 @@ _PIECE = re.compile(r"[^\W_]+")  # what both tokenizers index: letters and digit
 _TOKEN = re.compile(r'\s*(?:(")|(\()|(\))|([^\s"()]+))')
 HINT = 'e.g. spiking AND (dendrit* OR "predictive coding") NOT retina'
 
+# PostgreSQL's 'english' stop words (from Snowball). PostgreSQL does not index them, FTS5
+# does; dropping them from queries (outside phrases) on both backends keeps results equal.
+STOPWORDS = frozenset("""
+i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+she her hers herself it its itself they them their theirs themselves what which who whom
+this that these those am is are was were be been being have has had having do does did
+doing a an the and but if or because as until while of at by for with about against
+between into through during before after above below to from up down in out on off over
+under again further then once here there when where why how all any both each few more
+most other some such no nor not only own same so than too very s t can will just don
+should now""".split())
+STOP = object()  # a stop word in the token stream: a term that matches nothing
+
 
 @dataclass(frozen=True)
 class Term:
@@ -86,6 +99,8 @@ def _term(text: str, prefix: bool, *, phrase: bool) -> Term | None:
         return None
     if prefix and len(words[-1]) < MIN_PREFIX:
         raise _error(f"a prefix term needs at least {MIN_PREFIX} letters before *")
+    if all(word in STOPWORDS for word in words):
+        return STOP
     return Term(words, prefix)
 
 
@@ -108,7 +123,7 @@ class _Parser:
         while self.peek() == "OR":
             self.take()
             parts.append(self.parse_and())
-        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+        return _join(Or, parts)
 
     def parse_and(self):
         parts = [self.parse_unary()]
@@ -116,15 +131,17 @@ class _Parser:
             if self.peek() == "AND":
                 self.take()
             parts.append(self.parse_unary())
-        return parts[0] if len(parts) == 1 else And(tuple(parts))
+        return _join(And, parts)
 
     def parse_unary(self):
         kind = self.peek()
         if kind == "NOT":
             self.take()
-            return Not(self.parse_unary())
+            part = self.parse_unary()
+            return None if part is None else Not(part)
         if kind == "term":
-            return self.take()[1]
+            term = self.take()[1]
+            return None if term is STOP else term
         if kind == "(":
             self.take()
             self.depth += 1
@@ -145,6 +162,14 @@ class _Parser:
         raise _error(f"{kind} must stand between two terms")
 
 
+def _join(kind, parts: list):
+    """And/Or of the parts left after stop words (None) dropped out; None if none are."""
+    parts = [part for part in parts if part is not None]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else kind(tuple(parts))
+
+
 def parse(text: str | None):
     """The AST of a query, or None for an empty query (which matches everything)."""
     text = (text or "").strip()
@@ -161,6 +186,8 @@ def parse(text: str | None):
     node = parser.parse_or()
     if parser.peek() is not None:
         raise _error("unexpected ')'")
+    if node is None:
+        raise _error("only very common words (the, of, and, ...), which are not indexed")
     _check_negations(node)
     return node
 
@@ -216,8 +243,9 @@ def to_tsquery(node, weight: str = "") -> str:
 
 def words_query(text: str):
     """All words of `text` as prefix terms (used for --author): an And, or None."""
-    terms = [Term((word.lower(),), prefix=len(word) >= MIN_PREFIX)
-             for word in _PIECE.findall(text or "")][:MAX_TERMS]
+    terms = [Term((word,), prefix=len(word) >= MIN_PREFIX)
+             for word in (w.lower() for w in _PIECE.findall(text or ""))
+             if word not in STOPWORDS][:MAX_TERMS]
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else And(tuple(terms))

@@ -1,0 +1,244 @@
+"""Search over a small store on SQLite and PostgreSQL: matching, ranking, every filter,
+sorting and paging, the full-text index kept in sync, and hostile queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from tracker.errors import InputError
+from tracker.pipeline.query import Filters, search
+from tracker.store.db import transaction
+from tracker.store.schema import (
+    DigestItemRow,
+    DigestRow,
+    LabelRow,
+    PaperRow,
+    PaperVersionRow,
+    PostRefRow,
+    PostRow,
+    ScoreRow,
+)
+
+
+def day(month: int, d: int, year: int = 2026) -> datetime:
+    return datetime(year, month, d, 9, 0, tzinfo=UTC)
+
+
+PAPERS = [
+    # id, title, abstract, authors, categories, published, score
+    ("2601.00001", "Predictive coding in cortical microcircuits",
+     "We show that dendritic computation supports predictive coding in cortex.",
+     ["Ada Lovelace", "Bob Ng"], ["q-bio.NC", "cs.NE"], day(1, 10), 0.91),
+    ("2601.00002", "Spiking neural networks for robot control",
+     "Spike-timing dependent plasticity trains the networks; predictive coding is a baseline.",
+     ["Carla Díaz"], ["cs.NE"], day(2, 5), 0.55),
+    ("2601.00003", "Transformers for protein folding",
+     "Coding sequences turn out to be predictive of structure.",
+     ["Ada Smith"], ["q-bio.BM", "cs.LG"], day(12, 20, 2025), 0.12),
+    ("math/0211159", "Ricci flow with surgery on three-manifolds",
+     "Geometry of three-manifolds via the Ricci flow.",
+     ["Grigori Perelman"], ["math.DG"], day(11, 11, 2002), None),
+    ("2601.00005", "Hippocampal replay and retinal waves",
+     "Recordings from the retina and the hippocampus during sleep.",
+     ["Bob Ng"], ["q-bio.NC"], day(3, 1), 0.7),
+]
+POSTS = [
+    # feed, title, summary, author, published, score
+    ("colah", "Why predictive coding matters", "A long post on predictive coding and 2601.00001.",
+     "Chris Olah", day(2, 10), 0.8),
+    ("thegradient", "Dendrites compute", "Dendritic spikes, explained.", None, None, None),
+]
+ALL_IDS = {p[0] for p in PAPERS} | {"post:1", "post:2"}
+
+
+def seed(app) -> None:
+    seen = day(3, 2)
+    with transaction(app.sessions) as s:
+        for pid, title, abstract, authors, cats, published, score in PAPERS:
+            s.add(PaperRow(id=pid, version=1, title=title, abstract=abstract, authors=authors,
+                           categories=cats, primary_category=cats[0], published=published,
+                           first_seen_at=seen, version_seen_at=seen, score=score))
+        s.flush()
+        for n, (feed, title, summary, author, published, score) in enumerate(POSTS, 1):
+            s.flush()  # ids 1, 2, ... in this order
+            s.add(PostRow(feed=feed, guid=f"g{n}", link=f"https://blog.example/{n}",
+                          title=title, author=author, summary_text=summary, content_html="",
+                          published=published, first_seen_at=day(1, 15), score=score))
+        s.flush()
+        s.add(PostRefRow(post_id=1, kind="arxiv", value="2601.00001"))
+        s.add(PaperVersionRow(paper_id="2601.00001", version=1, title="Predictive coding (draft)",
+                              updated=day(1, 10), seen_at=day(1, 11)))
+        for value, when in ((0.4, day(1, 11)), (0.91, day(2, 1))):
+            s.add(ScoreRow(paper_id="2601.00001", value=value, model_version="m1",
+                           config_hash="h", why=["predictive coding"], scored_at=when))
+        s.add(LabelRow(paper_id="2601.00001", label="relevant", created_at=day(2, 2)))
+        s.add(LabelRow(paper_id="2601.00003", label="irrelevant", created_at=day(2, 2)))
+        s.add(LabelRow(post_id=2, label="relevant", created_at=day(2, 2)))
+        digest = DigestRow(period_start=day(1, 5), period_end=day(1, 12), status="sent",
+                           recipients=["a@example.org"], created_at=day(1, 12))
+        s.add(digest)
+        s.flush()
+        s.add(DigestItemRow(digest_id=digest.id, paper_id="2601.00001", position=1,
+                            section="papers", score=0.91))
+
+
+@pytest.fixture
+def store(app):
+    seed(app)
+    return app
+
+
+def ids(app, text=None, **kwargs) -> list[str]:
+    options = {k: kwargs.pop(k) for k in ("sort", "limit", "offset") if k in kwargs}
+    return [item["id"] for item in search(app, text, Filters(**kwargs), **options)]
+
+
+def test_empty_query_lists_everything_newest_first(store):
+    assert ids(store) == ["2601.00005", "post:1", "2601.00002", "post:2", "2601.00001",
+                          "2601.00003", "math/0211159"]
+
+
+def test_words_phrases_prefixes_and_stemming(store):
+    # all words must match, in any field; "networks" and "spiking" are stemmed
+    assert set(ids(store, "predictive coding")) == {"2601.00001", "2601.00002", "2601.00003",
+                                                     "post:1"}
+    assert set(ids(store, '"predictive coding"')) == {"2601.00001", "2601.00002", "post:1"}
+    assert set(ids(store, "dendrit*")) == {"2601.00001", "post:2"}
+    assert set(ids(store, "spike")) == {"2601.00002", "post:2"}
+    assert set(ids(store, "network")) == {"2601.00002"}
+    assert ids(store, "perelman") == ["math/0211159"]  # authors are indexed
+
+
+def test_boolean_operators_and_parentheses(store):
+    assert set(ids(store, "ricci OR hippocampal")) == {"math/0211159", "2601.00005"}
+    assert ids(store, "(ricci OR hippocampal) NOT retina") == ["math/0211159"]
+    assert ids(store, "predictive AND spiking") == ["2601.00002"]
+    assert set(ids(store, '"predictive coding" NOT (robot OR cortex)')) == {"post:1"}
+    # lower-case operators are words; common words are dropped outside phrases (PostgreSQL
+    # does not index them), so both backends read this as: spiking robot
+    assert ids(store, "spiking or robot") == ["2601.00002"]
+    assert ids(store, "retina OR (the)") == ["2601.00005"]
+    assert ids(store, '"ricci flow with surgery"') == ["math/0211159"]
+
+
+def test_ranking_puts_title_and_repeated_matches_first(store):
+    ranked = ids(store, "predictive coding", kind="paper")
+    assert ranked[0] == "2601.00001"  # in the title and the abstract
+    assert set(ranked[1:]) == {"2601.00002", "2601.00003"}
+    assert ids(store, "retina OR hippocampus OR cortex", kind="paper") == [
+        "2601.00005", "2601.00001"]
+
+
+def test_filters(store):
+    assert ids(store, since=day(2, 5), until=day(3, 1)) == ["post:1", "2601.00002"]
+    assert ids(store, min_score=0.7) == ["2601.00005", "post:1", "2601.00001"]
+    assert ids(store, categories=("q-bio.NC",)) == ["2601.00005", "2601.00001"]
+    assert ids(store, categories=("math.DG", "cs.LG")) == ["2601.00003", "math/0211159"]
+    assert ids(store, author="ada") == ["2601.00001", "2601.00003"]
+    assert ids(store, author="ada lov") == ["2601.00001"]
+    assert ids(store, author="ng") == ["2601.00005", "2601.00001"]
+    assert ids(store, author="olah") == ["post:1"]
+    assert ids(store, author="DÍAZ") == ["2601.00002"]  # case folded, accents kept
+    assert ids(store, author="diaz") == []
+    assert ids(store, kind="post") == ["post:1", "post:2"]
+    assert ids(store, feed="thegradient") == ["post:2"]
+    assert ids(store, labelled="relevant") == ["post:2", "2601.00001"]
+    assert ids(store, labelled="irrelevant") == ["2601.00003"]
+    assert ids(store, "coding", min_score=0.5, kind="paper") == ["2601.00001", "2601.00002"]
+
+
+def test_sorting_and_paging(store):
+    assert ids(store, sort="score") == ["2601.00001", "post:1", "2601.00005", "2601.00002",
+                                        "2601.00003", "post:2", "math/0211159"]
+    assert ids(store, "predictive", sort="date") == ["post:1", "2601.00002", "2601.00001",
+                                                     "2601.00003"]
+    everything = ids(store, sort="score")
+    pages = [ids(store, sort="score", limit=3, offset=n) for n in (0, 3, 6)]
+    assert sum(pages, []) == everything
+
+
+def test_item_shape(store):
+    by_id = {item["id"]: item for item in search(store, None, Filters(), limit=100)}
+    paper, post = by_id["2601.00001"], by_id["post:2"]
+    assert paper["kind"] == "paper" and paper["url"] == "https://arxiv.org/abs/2601.00001"
+    assert paper["authors"] == ["Ada Lovelace", "Bob Ng"] and paper["version"] == 1
+    assert paper["categories"] == ["q-bio.NC", "cs.NE"] and paper["label"] == "relevant"
+    assert paper["published"] == day(1, 10) and paper["score"] == 0.91
+    assert post["kind"] == "post" and post["score"] is None and post["feed"] == "thegradient"
+    assert post["authors"] == [] and post["version"] is None and post["categories"] == []
+
+
+def _count(app, model) -> int:
+    with app.sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_index_follows_insert_update_delete(store):
+    assert ids(store, "axolotl") == []
+    with transaction(store.sessions) as s:
+        s.add(PaperRow(id="2602.09999", version=1, title="Axolotl regeneration", abstract="x",
+                       authors=["Zed Q"], categories=["q-bio.TO"], published=day(2, 9),
+                       first_seen_at=day(2, 9), version_seen_at=day(2, 9)))
+        s.add(PostRow(feed="f", guid="new", title="Axolotl post", summary_text="limbs",
+                      content_html="", first_seen_at=day(2, 9)))
+    assert set(ids(store, "axolotl")) == {"2602.09999", "post:3"}
+    with transaction(store.sessions) as s:  # text changes (as a new version does)
+        s.execute(update(PaperRow).where(PaperRow.id == "2602.09999")
+                  .values(title="Salamander limbs", version=2))
+        s.execute(update(PostRow).where(PostRow.id == 3).values(summary_text="tails"))
+        s.execute(update(PaperRow).where(PaperRow.id == "2601.00001").values(score=0.2))
+    assert ids(store, "axolotl") == ["post:3"]
+    assert ids(store, "salamander") == ["2602.09999"]
+    assert ids(store, "tails") == ["post:3"] and ids(store, "limbs") == ["2602.09999"]
+    assert "2601.00001" in ids(store, "microcircuits")  # a score update keeps it indexed
+    with transaction(store.sessions) as s:
+        s.execute(delete(PaperRow).where(PaperRow.id == "2602.09999"))
+        s.execute(delete(PostRow).where(PostRow.id == 3))
+    assert ids(store, "salamander") == [] and ids(store, "tails") == []
+    assert ids(store, "limbs") == []
+
+
+HOSTILE = [
+    "'; DROP TABLE papers; --", '" OR 1=1 --', "papers\" MATCH '*'", "NEAR(coding spike)",
+    "title:coding", "{title} : coding", "coding^2", "-coding", "coding + spike",
+    "'", "\\", "%", "_%", "∂/∂t coding", "coding\x00spike", "😀 coding", "$$ coding $$",
+    "coding' || pg_sleep(5) || '", "coding & spike | !cortex", "coding <-> spike",
+    "coding'; --",
+]
+MALFORMED = ['"unclosed', "(coding", "coding)", "coding AND", "OR coding", "NOT coding",
+             "coding OR NOT spike", "()", '""', "x*", "';", "(" * 40 + "a" + ")" * 40,
+             "coding " * 400, "b " * 70, "a:*", "the AND of", "NOT (the)"]
+
+
+def test_hostile_queries_are_safe(store):
+    """Quotes, SQL, FTS5 and tsquery syntax: each is either read as plain words or refused
+    with a clear InputError; nothing else escapes and the store is untouched."""
+    outcomes = {}
+    for text in HOSTILE:
+        try:
+            outcomes[text] = set(ids(store, text))
+        except InputError as exc:
+            outcomes[text] = str(exc)
+    for text, outcome in outcomes.items():
+        assert isinstance(outcome, set) and outcome <= ALL_IDS or (
+            outcome.startswith("invalid search query")), (text, outcome)
+    assert outcomes["coding'; --"] == {"2601.00001", "2601.00002", "2601.00003", "post:1"}
+    assert outcomes["coding' || pg_sleep(5) || '"] == set()  # needs words pg, sleep, 5
+    assert _count(store, PaperRow) == len(PAPERS) and _count(store, PostRow) == len(POSTS)
+
+
+def test_malformed_queries_raise_input_error(store):
+    for text in MALFORMED:
+        with pytest.raises(InputError, match="invalid search query"):
+            ids(store, text)
+    assert _count(store, PaperRow) == len(PAPERS)
+
+
+def test_hostile_text_reads_as_words(store):
+    assert ids(store, "'; ricci --") == ["math/0211159"]
+    assert ids(store, "coding & spike") == ["2601.00002"]  # tsquery signs are not operators
+    assert ids(store, "coding | !cortex") == ["2601.00001"]  # "coding cortex"
+    assert ids(store, '"1"="1" OR ricci') == ["math/0211159"]
