@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from tests.conftest import TEST_DATA
 from tests.smtpd import SmtpServer
-from tracker.errors import SendError
+from tracker.errors import ConfigError, SendError
 from tracker.pipeline import App
 from tracker.pipeline.digest import list_digests, send_digest
 from tracker.store.db import transaction
@@ -346,6 +346,14 @@ def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
     assert send_digest(app, now=NOW).status == "already_sent"
     [row] = list_digests(app)
     assert row["status"] == "sent" and row["message_id"] is None and row["items"] == 0
+
+
+def test_a_bad_subject_is_a_config_error_before_the_ledger_is_touched(make_config, smtp):
+    app = App(digest_config(make_config, smtp, subject="Digest {week}"))
+    with pytest.raises(ConfigError) as error:
+        send_digest(app, now=NOW)
+    assert "[digest] subject 'Digest {week}'" in str(error.value)
+    assert ledger(app) == [] and not smtp.envelopes
 
 
 class AuthSmtpServer(SmtpServer):

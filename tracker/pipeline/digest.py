@@ -155,6 +155,7 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
                              f"item(s) to {to}; nothing sent or recorded", count)
     if not config.recipients:
         return DigestOutcome("no_recipients", "no digest sent: [digest] recipients is empty")
+    _subject(app.config, *span)  # a config error must not touch the ledger
     return _claim_and_send(app, now, *span)
 
 
