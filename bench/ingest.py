@@ -43,6 +43,22 @@ def serve(pages: list[bytes], page_size: int):
     return reply
 
 
+class Stopwatch:
+    """Wraps a function to add up the time spent in it (for the breakdown)."""
+
+    def __init__(self, module, name: str):
+        self.total, original = 0.0, getattr(module, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.total += time.perf_counter() - started
+
+        setattr(module, name, timed)
+
+
 def run_tracker(api_url: str, db_path: Path, page_size: int, now: datetime) -> tuple[float, str]:
     from click.testing import CliRunner
 
@@ -57,11 +73,20 @@ def run_tracker(api_url: str, db_path: Path, page_size: int, now: datetime) -> t
     app = App(from_dict({"database": {"url": f"sqlite:///{db_path}"}}))
     app.sessions  # noqa: B018 - create the schema outside the timed part
     app.close()
+    from tracker.pipeline import relevance
+    from tracker.sources import arxiv
+    from tracker.store import items
+
+    watches = {"parse (XML -> Paper)": Stopwatch(arxiv, "parse_page"),
+               "store (upsert + versions, incl. triggers)": Stopwatch(items, "upsert_papers"),
+               "score_new (relevance area)": Stopwatch(relevance, "score_new")}
     started = time.perf_counter()
     result = CliRunner().invoke(cli, ["--config", str(config), "fetch", "--source", "arxiv"])
     elapsed = time.perf_counter() - started
     if result.exit_code != 0:
         raise SystemExit(f"tracker fetch failed: {result.output}")
+    for label, watch in watches.items():
+        print(f"    {label:44s} {watch.total:6.2f} s")
     return elapsed, result.output.strip()
 
 

@@ -179,7 +179,7 @@ def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
         return None
     primary = entry.find(f"{ARXIV}primary_category")
     categories = []
-    for cat in entry.iter(f"{ATOM}category"):
+    for cat in entry.findall(f"{ATOM}category"):
         term = cat.get("term")
         if term and term not in categories:
             categories.append(term)
@@ -189,7 +189,7 @@ def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
         version=int(match["version"] or 1),
         title=title,
         abstract=_clean(entry.findtext(f"{ATOM}summary")),
-        authors=tuple(_clean(a.findtext(f"{ATOM}name")) for a in entry.iter(f"{ATOM}author")),
+        authors=tuple(_clean(a.findtext(f"{ATOM}name")) for a in entry.findall(f"{ATOM}author")),
         categories=tuple(categories),
         primary_category=primary.get("term") if primary is not None else None,
         published=published,
