@@ -155,7 +155,8 @@ def train(app, label_files: list[str]) -> TrainReport:
             f"cannot train on {len(labels)} examples with {positives} relevant (label 2)",
             hint="give --labels files or `tracker label ID relevant|irrelevant` both kinds")
     try:
-        trained = scoring_model.train(docs, labels, config_hash=app.config.relevance_hash())
+        trained = scoring_model.train(docs, labels, keywords=app.config.relevance.keywords,
+                                      config_hash=app.config.relevance_hash())
     except ValueError as exc:  # e.g. sklearn: empty vocabulary (texts without words)
         raise InputError(f"cannot train on these examples: {exc}") from None
     path = persist.save(trained, app.config.relevance.model_path)

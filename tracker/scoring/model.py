@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -42,7 +43,7 @@ COLD_START_VERSION = "cold-start"
 # measured best in 5-fold CV on the dev sets (as positives at low weight it was clearly worse).
 LABEL1_WEIGHT = 1.0
 TEXT_C = 16.0
-CATEGORY_L2 = 1.0
+CATEGORY_L2 = 2.0
 
 
 @dataclass
@@ -87,26 +88,27 @@ def make_vectorizer(n_docs: int = 1000):
                            max_features=300_000, dtype=np.float32)
 
 
-def train(docs: list[Doc], labels: list[int], *, config_hash: str = "",
-          label1_weight: float = LABEL1_WEIGHT, text_c: float = TEXT_C,
-          use_categories: bool = True) -> TrainedModel:
-    """Fit on labelled docs (label 2 = positive). Needs at least one of each class."""
-    from sklearn.linear_model import LogisticRegression
-
+def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] | None = None,
+          config_hash: str = "", label1_weight: float = LABEL1_WEIGHT,
+          text_c: float = TEXT_C, use_categories: bool = True) -> TrainedModel:
+    """Fit on labelled docs (label 2 = positive). Needs at least one of each class.
+    `keywords` (the config's) are a fixed offset during training, as they are when scoring,
+    so the learned weights add to them rather than count them twice."""
     y = np.array([1 if label == 2 else 0 for label in labels])
     weights = np.array([label1_weight if label == 1 else 1.0 for label in labels])
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("training needs both relevant (label 2) and other examples")
+    norms = [normalize(d.text) for d in docs]
+    matcher = KeywordMatcher(keywords or {})
+    offset = np.array([matcher.total(n) for n in norms])
     vectorizer = make_vectorizer(len(docs))
-    x = vectorizer.fit_transform([normalize(d.text) for d in docs])
-    clf = LogisticRegression(C=text_c, class_weight="balanced", solver="liblinear",
-                             max_iter=1000)
-    clf.fit(x, y, sample_weight=weights)
-    coef = clf.coef_.ravel().astype(np.float32)
-    intercept = float(clf.intercept_[0])
+    x = vectorizer.fit_transform(norms)
+    beta, intercept = fit_logistic(x, y, balanced(y, weights), offset, 1.0 / text_c)
+    coef = beta.astype(np.float32)
     cat_weights, cat_center = {}, 0.0
     if use_categories:
-        cat_weights, cat_center = _fit_categories(docs, y, weights, x @ coef + intercept)
+        cat_weights, cat_center = _fit_categories(docs, y, weights,
+                                                   x @ coef + intercept + offset)
     vocab = "\n".join(vectorizer.get_feature_names_out())
     vocab_hash = hashlib.sha256(vocab.encode()).hexdigest()[:12]
     digest = hashlib.sha256(vocab_hash.encode() + coef.tobytes()
@@ -119,12 +121,40 @@ def train(docs: list[Doc], labels: list[int], *, config_hash: str = "",
                         meta={"label1_weight": label1_weight, "text_c": text_c})
 
 
-def _fit_categories(docs, y, weights, text_logit) -> tuple[dict[str, float], float]:
-    """L2 logistic regression over category indicators with the text log-odds as offset,
-    on the training items that have categories only. Out-of-fold text log-odds would be
-    better; in-sample ones make the category weights conservative, which is the safe side."""
+def fit_logistic(x, y, weights, offset, l2: float) -> tuple[np.ndarray, float]:
+    """Weighted L2 logistic regression with a fixed per-row offset in the log-odds (sklearn
+    has no offsets): minimises sum w*logloss(offset + x.beta + b) + l2*|beta|^2/2, b free.
+    The offsets let the text model learn around the config keywords instead of double
+    counting them, and the category model learn around the text."""
     from scipy.optimize import minimize
 
+    sign = np.where(y > 0, 1.0, -1.0)
+
+    def loss(theta):
+        beta, bias = theta[:-1], theta[-1]
+        z = sign * (offset + x @ beta + bias)
+        g = -weights * sign * sigmoid(-z)
+        value = np.sum(weights * np.logaddexp(0, -z)) + 0.5 * l2 * beta @ beta
+        return value, np.append(x.T @ g + l2 * beta, g.sum())
+
+    start = np.zeros(x.shape[1] + 1)
+    theta = minimize(loss, start, jac=True, method="L-BFGS-B",
+                     options={"maxiter": 2000}).x
+    return theta[:-1], float(theta[-1])
+
+
+def balanced(y, weights) -> np.ndarray:
+    """Per-row weights that give both classes the same total weight."""
+    out = weights.astype(float).copy()
+    for cls in (0, 1):
+        mask = y == cls
+        out[mask] *= len(y) / (2.0 * max(weights[mask].sum(), 1e-9))
+    return out
+
+
+def _fit_categories(docs, y, weights, text_logit) -> tuple[dict[str, float], float]:
+    """Category indicators, fitted with the text log-odds (+ keywords) as offset, on the
+    training items that have categories only; centred on them."""
     rows = [i for i, d in enumerate(docs) if d.categories]
     vocab = sorted({c for i in rows for c in docs[i].categories})
     if len(rows) < 10 or not vocab or len(set(y[rows])) < 2:
@@ -134,18 +164,9 @@ def _fit_categories(docs, y, weights, text_logit) -> tuple[dict[str, float], flo
     for r, i in enumerate(rows):
         for c in set(docs[i].categories):
             m[r, index[c]] = 1.0
-    offset, target, w = text_logit[rows], y[rows] * 2.0 - 1.0, weights[rows]
-
-    def loss(theta):
-        z = target * (offset + m @ theta[:-1] + theta[-1])
-        p = sigmoid(-z)
-        value = np.sum(w * np.logaddexp(0, -z)) + CATEGORY_L2 * theta[:-1] @ theta[:-1]
-        grad = -(w * target * p)
-        return value, np.append(m.T @ grad + 2 * CATEGORY_L2 * theta[:-1], grad.sum())
-
-    theta = minimize(loss, np.zeros(len(vocab) + 1), jac=True, method="L-BFGS-B").x
-    contrib = m @ theta[:-1]
-    return {c: float(theta[j]) for c, j in index.items()}, float(contrib.mean())
+    beta, _ = fit_logistic(m, y[rows], balanced(y[rows], weights[rows]), text_logit[rows],
+                           CATEGORY_L2)
+    return {c: float(beta[j]) for c, j in index.items()}, float((m @ beta).mean())
 
 
 def category_term(model: TrainedModel | None, categories) -> float:
