@@ -83,7 +83,7 @@ def _to_stdout(fmt: str, items, **options) -> None:
     from tracker.cli import formats
 
     try:
-        formats.write(fmt, items, click.get_text_stream("stdout"), **options)
+        formats.write(fmt, items, sys.stdout, **options)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader stopped early (`| head`): not an error. Point stdout at /dev/null so

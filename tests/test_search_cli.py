@@ -1,0 +1,136 @@
+"""`tracker search`, `tracker show` and `tracker export` end to end through the CLI, on a
+small store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+
+from tests.test_formats import parse_bibtex
+from tests.test_search import ALL_IDS, seed
+from tracker.cli import cli
+
+REQUIRED = {"id", "kind", "title", "url", "published", "score", "categories", "authors",
+            "version"}
+
+
+@pytest.fixture
+def run(app, db_url):
+    seed(app)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, list(args), env={"TRACKER_DATABASE_URL": db_url})
+
+    return invoke
+
+
+def test_search_json_contract(run):
+    result = run("search", "--format", "json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)
+    assert {item["id"] for item in items} == ALL_IDS
+    assert all(REQUIRED <= set(item) for item in items)
+    by_id = {item["id"]: item for item in items}
+    assert by_id["math/0211159"]["score"] is None
+    assert by_id["post:1"]["kind"] == "post" and by_id["post:1"]["feed"] == "colah"
+    assert by_id["2601.00001"]["published"] == "2026-01-10T09:00:00+00:00"
+    limited = json.loads(run("search", "--format", "json", "--limit", "2").stdout)
+    assert [i["id"] for i in limited] == [i["id"] for i in items[:2]]
+
+
+def test_search_every_format_parses_back(run):
+    args = ["search", "predictive", "coding", "--kind", "paper", "--min-score", "0.5"]
+    expected = ["2601.00001", "2601.00002"]
+    out = {fmt: run(*args, "--format", fmt) for fmt in
+           ("json", "jsonl", "csv", "bibtex", "atom", "table")}
+    assert all(r.exit_code == 0 for r in out.values()), {f: r.output for f, r in out.items()}
+    assert [i["id"] for i in json.loads(out["json"].stdout)] == expected
+    assert [json.loads(line)["id"] for line in out["jsonl"].stdout.splitlines()] == expected
+    assert [r["id"] for r in csv.DictReader(io.StringIO(out["csv"].stdout))] == expected
+    entries = parse_bibtex(out["bibtex"].stdout)
+    assert [fields["eprint"] for _, _, fields in entries] == expected
+    assert all(f["archivePrefix"] == "arXiv" and f["primaryClass"] for _, _, f in entries)
+    feed = feedparser.parse(out["atom"].stdout.encode())
+    assert not feed.bozo and [e.link for e in feed.entries] == [
+        f"https://arxiv.org/abs/{pid}" for pid in expected]
+    assert "2601.00001" in out["table"].stdout and "2601.00005" not in out["table"].stdout
+
+
+def test_search_filters_on_the_command_line(run):
+    def found(*args):
+        result = run("search", "--format", "jsonl", *args)
+        assert result.exit_code == 0, result.output
+        return [json.loads(line)["id"] for line in result.stdout.splitlines()]
+
+    assert found("--since", "2026-02-05", "--until", "2026-02-10") == ["post:1", "2601.00002"]
+    assert found("--until", "2025-12-20") == ["2601.00003", "math/0211159"]  # whole day
+    assert found("--category", "math.DG", "--category", "q-bio.BM") == [
+        "2601.00003", "math/0211159"]
+    assert found("--author", "Ada Lovelace") == ["2601.00001"]
+    assert found("--feed", "colah") == ["post:1"]
+    assert found("--labelled", "irrelevant") == ["2601.00003"]
+    assert found("--sort", "score", "--limit", "2", "--offset", "1") == ["post:1", "2601.00005"]
+    assert found('"predictive coding"', "--kind", "post") == ["post:1"]
+
+
+def test_bad_input_is_one_line_and_exit_2(run):
+    for args in (["search", "(spiking"], ["search", "NOT retina"], ["search", '"open']):
+        result = run(*args)
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: invalid search query")
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    bad_date = run("search", "--since", "last week")
+    assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
+
+
+def test_show_paper_has_the_full_record(run):
+    result = run("show", "2601.00001v3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["id"] == "2601.00001" and record["label"] == "relevant"
+    assert record["versions"] == [{"version": 1, "title": "Predictive coding (draft)",
+                                   "updated": "2026-01-10T09:00:00+00:00",
+                                   "seen_at": "2026-01-11T09:00:00+00:00"}]
+    assert [s["value"] for s in record["scores"]] == [0.4, 0.91]
+    assert [p["id"] for p in record["posts"]] == ["post:1"]
+    assert [(d["status"], d["position"]) for d in record["digests"]] == [("sent", 1)]
+    text = run("show", "arXiv:2601.00001")
+    assert text.exit_code == 0 and "Predictive coding in cortical microcircuits" in text.stdout
+    assert "linked: post:1" in text.stdout and "scored 0.910 by m1" in text.stdout
+
+
+def test_show_post_links_papers(run):
+    record = json.loads(run("show", "post:1", "--format", "json").stdout)
+    assert record["kind"] == "post" and record["refs"] == [
+        {"kind": "arxiv", "value": "2601.00001"}]
+    assert [p["id"] for p in record["papers"]] == ["2601.00001"]
+    assert json.loads(run("show", "post:2", "--format", "json").stdout)["label"] == "relevant"
+
+
+def test_show_unknown_id_is_not_found(run):
+    for item in ("2999.99999", "post:99", "post:abc"):
+        result = run("show", item)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: no item") and result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_export_whole_store(run, tmp_path):
+    result = run("export")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {item["id"] for item in lines} == ALL_IDS and len(lines) == len(ALL_IDS)
+    assert {i["id"]: i["summary"] for i in lines}["post:2"] == "Dendritic spikes, explained."
+    target = tmp_path / "store.csv"
+    result = run("export", "--format", "csv", "--out", str(target))
+    assert result.exit_code == 0 and "exported 7 items" in result.stderr
+    rows = list(csv.DictReader(target.open(encoding="utf-8", newline="")))
+    assert {row["id"] for row in rows} == ALL_IDS
+    assert not (tmp_path / "store.csv.part").exists()
+    missing = run("export", "--out", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: cannot write")
