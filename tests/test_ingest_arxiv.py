@@ -96,6 +96,7 @@ FAULTS = {
     "503 then success": ({1: Reply(503, b"Service Unavailable")}, {}),
     "429 with Retry-After": ({1: Reply(429, b"", {"Retry-After": "1"})}, {}),
     "empty middle page": ({2: empty_page(20)}, {}),
+    "empty first page that reports results": ({0: empty_page(0)}, {}),
     "truncated XML": ({1: Reply(200, feed_xml(make_entries(10, NOW), 45, 10, 10),
                                 truncate_at=700)}, {}),
     "malformed XML": ({3: Reply(200, feed_xml(make_entries(10, NOW), 45, 30, 10)[:900])}, {}),

@@ -253,7 +253,8 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
     search = arxiv.Search(query=window_query(categories, extra, since, until),
                           sort_by=arxiv.SortCriterion.LastUpdatedDate,
                           sort_order=arxiv.SortOrder.Ascending)
-    first = client.get_page(_params(search, 0, page_size), expect_entries=False)
+    # an empty first page that reports results is the API's flakiness too: retried
+    first = client.get_page(_params(search, 0, page_size), expect_entries=True)
     if first.total > RESULT_CAP and until - since > timedelta(minutes=2):
         middle = since + (until - since) / 2
         yield from window_pages(client, categories, extra, since, middle, page_size)
