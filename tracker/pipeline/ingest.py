@@ -53,6 +53,7 @@ def fetch(app, *, now: datetime | None = None, only: str | None = None,
     feed name. Each source is stored and scored page by page; see the module docstring."""
     now = now or utcnow()
     want_arxiv, feeds = _select(app.config, only)
+    app.sessions  # noqa: B018 - an unusable database is one clear error, not N failed sources
     report = FetchReport()
     with _Progress(progress) as bar:
         if feeds:
@@ -78,6 +79,7 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
         raise InputError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
     from tracker.sources import arxiv as source
 
+    app.sessions  # noqa: B018 - fail early and clearly on an unusable database
     rep = SourceReport("arxiv")
     client = _client(app.config.arxiv)
     cfg = app.config.arxiv
