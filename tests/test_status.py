@@ -20,7 +20,7 @@ from tracker.pipeline.cycle import Runner
 from tracker.pipeline.status import collect, render_table
 from tracker.scheduler import next_fire_times
 from tracker.store.db import transaction
-from tracker.store.schema import DigestRow, LabelRow, PaperRow
+from tracker.store.schema import DigestRow, LabelRow, PaperRow, PostRow
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)  # a Saturday
 RSS = (Path(__file__).parent / "data" / "feeds" / "neuro_rss.xml").read_bytes()
@@ -48,6 +48,8 @@ def _filled_app(make_config, local_server) -> App:
     runner.run_job("fetch", NOW)
     with transaction(app.sessions) as session:
         first, second = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2))
+        session.execute(update(PaperRow).values(score=None))  # only one scored item, so
+        session.execute(update(PostRow).values(score=None))   # the count is checkable
         session.execute(update(PaperRow).where(PaperRow.id == first).values(score=0.9))
         session.add(LabelRow(paper_id=second, label="relevant", created_at=NOW))
         session.add(DigestRow(period_start=NOW - timedelta(days=12), period_end=NOW - timedelta(
