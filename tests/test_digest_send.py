@@ -320,3 +320,17 @@ def test_a_bad_subject_is_a_config_error_before_the_ledger_is_touched(make_confi
         send_digest(app, now=NOW)
     assert "[digest] subject 'Digest {week}'" in str(error.value)
     assert ledger(app) == [] and not smtp.envelopes
+
+
+def test_preview_after_a_send_shows_what_the_next_digest_holds_so_far(week_app, smtp):
+    from tracker.pipeline.digest import preview
+
+    due = preview(week_app, now=NOW)
+    assert (due.digest.start, due.digest.end) == (PERIOD_END - timedelta(days=7), PERIOD_END)
+    send_digest(week_app, now=NOW)
+    later = NOW + timedelta(days=2)
+    upcoming = preview(week_app, now=later)
+
+    assert (upcoming.digest.start, upcoming.digest.end) == (PERIOD_END, later)
+    assert [item.id for item in upcoming.digest.items] == ["2611.10010"]
+    assert len(smtp.envelopes) == 1 and len(ledger(week_app)) == 1  # preview records nothing
