@@ -179,3 +179,53 @@ def test_the_lease_is_renewed_while_a_long_job_runs(app):
     result = Runner(app, jobs={"fetch": long_job}, renew_seconds=0.05).run_job("fetch", MONDAY_9)
     assert result.outcome == "ok", result.error
     assert expiries[0] == MONDAY_9 + TTL and _locks(app) == []
+
+
+def _serve_until(worker, started: threading.Event, run_now=True) -> bool:
+    """Run worker.serve in this thread; ask it to stop once `started` is set."""
+    def stop_when_started():
+        started.wait(30)
+        worker.stop_reason = "SIGTERM"
+        worker.stop.set()
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    return worker.serve(run_now=run_now)
+
+
+def test_stop_lets_a_short_job_finish_and_starts_nothing_new(app):
+    from tracker.scheduler import Worker
+
+    started = threading.Event()
+
+    def fetch(app_, now):
+        started.set()
+        assert runner.stopping.wait(30)  # still running when the stop arrives
+        return JobResult("fetch", "ok", {"fetched": 1})
+
+    digest_calls = []
+    runner = Runner(app, jobs={"fetch": fetch,
+                               "digest": lambda a, n: digest_calls.append(n) or JobResult(
+                                   "digest", "ok")})
+    assert _serve_until(Worker(runner, stop_grace=30), started) is True
+    assert [(r.job, r.outcome) for r in _runs(app)] == [("fetch", "ok")]
+    assert digest_calls == [] and _locks(app) == []
+
+
+def test_stop_abandons_a_job_that_does_not_finish_in_time(app):
+    from tracker.scheduler import Worker
+
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(app_, now):
+        started.set()
+        release.wait(30)
+        return JobResult("fetch", "ok")
+
+    runner = Runner(app, jobs={"fetch": stuck})
+    try:
+        assert _serve_until(Worker(runner, stop_grace=0.2), started) is False
+        [row] = _runs(app)
+        assert row.outcome == "abandoned" and row.error == "worker stopped by SIGTERM"
+        assert _locks(app) == []
+    finally:
+        release.set()
