@@ -70,6 +70,7 @@ def test_a_job_held_by_a_live_worker_is_skipped_without_a_run(app):
     runner = Runner(app, jobs={"digest": lambda a, n: calls.append(n) or JobResult("digest", "ok")})
     result = runner.run_job("digest", MONDAY_9 + timedelta(minutes=1))
     assert result.outcome == "skipped" and calls == [] and _runs(app) == []
+    assert result.error == "lock held by other-host:1:x"
 
 
 def test_a_crashed_holder_blocks_only_until_its_lease_expires(app):

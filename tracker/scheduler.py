@@ -137,7 +137,7 @@ class Worker:
             pass
         log.info("stopping (%s)", self.stop_reason or "requested",
                  extra={"fields": {"event": "stopping", "signal": self.stop_reason}})
-        self.runner.stopping.set()  # queued jobs are skipped from now on
+        self.runner.request_stop()  # queued jobs are skipped from now on
         scheduler.shutdown(wait=False)
         if self.runner.wait_idle(self.stop_grace):
             log.info("stopped", extra={"fields": {"event": "stopped"}})

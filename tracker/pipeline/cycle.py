@@ -105,12 +105,10 @@ class Runner:
     def run_job(self, job: str, now: datetime | None = None) -> JobResult:
         """Run one job under its lease; never raises for a job failure (it is recorded)."""
         now = now or self.clock()
-        if self.stopping.is_set():
-            _event(logging.INFO, f"{job}: skipped, worker is stopping", job=job,
-                   event="skipped")
-            return JobResult(job, "skipped", error="worker is stopping")
-        if not self._begin(job, now):
-            return JobResult(job, "skipped", error="another worker holds the lock")
+        skipped = self._begin(job, now)
+        if skipped:
+            _event(logging.INFO, f"{job}: skipped, {skipped}", job=job, event="skipped")
+            return JobResult(job, "skipped", error=skipped)
         active = self._active
         renewer = threading.Thread(target=self._renew_loop, args=(active,), daemon=True)
         renewer.start()
@@ -128,8 +126,11 @@ class Runner:
         self._end(active, result)
         return result
 
-    def _begin(self, job: str, now: datetime) -> bool:
+    def _begin(self, job: str, now: datetime) -> str | None:
+        """Take the lease and record the run; or say why the job is skipped."""
         with self._guard:
+            if self.stopping.is_set():  # checked under the guard: see request_stop()
+                return "worker is stopping"
             with transaction(self.app.sessions) as session:
                 holder = None
                 if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
@@ -140,9 +141,7 @@ class Runner:
                                                  "holder stopped before finishing")
                     run_id = runs.start_run(session, job, now, self.host, os.getpid())
             if holder:
-                _event(logging.INFO, f"{job}: skipped, lock held by {holder}", job=job,
-                       event="skipped", holder=holder)
-                return False
+                return f"lock held by {holder}"
             # Only once the lease and the run record are committed.
             self._active = _Active(job, run_id, time.monotonic(), now)
             self._idle.clear()
@@ -151,7 +150,7 @@ class Runner:
                    job=job, event="abandoned_stale", count=stale)
         _event(logging.INFO, f"{job}: started (run {run_id})", job=job, event="started",
                run_id=run_id)
-        return True
+        return None
 
     def _elapsed_now(self, active: _Active) -> datetime:
         return active.now + timedelta(seconds=time.monotonic() - active.started)
@@ -191,6 +190,12 @@ class Runner:
                 _event(logging.WARNING, f"{active.job}: lease lost (expired and taken over)",
                        job=active.job, event="lease_lost")
                 return
+
+    def request_stop(self) -> None:
+        """From now on no job starts. Under the guard, so that a job is either already
+        active (and wait_idle waits for it) or will not start at all."""
+        with self._guard:
+            self.stopping.set()
 
     def wait_idle(self, timeout: float) -> bool:
         return self._idle.wait(timeout)
