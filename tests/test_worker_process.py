@@ -124,7 +124,7 @@ def test_sigterm_during_a_fetch_exits_0_and_leaves_a_consistent_store(
     entries = make_entries(12, start, step=timedelta(hours=2))
     fake = FakeArxiv(entries, faults={1: Reply(503, "", delay=60)})  # page 2 hangs
     local_server.route("/api/query", fake)
-    config = worker_config(local_server)
+    config = worker_config(local_server, schedule={"stop_grace_seconds": 1})
     worker = WorkerProcess(tmp_path, db_url, config, "worker", "--run-now")
     try:
         wait_for(lambda: fake.served >= 2, what="the second arXiv page request")

@@ -122,6 +122,7 @@ class ScheduleConfig(_Section):
     digest: str = "0 8 * * mon"
     misfire_grace_seconds: int = Field(6 * 3600, ge=1)
     lock_ttl_seconds: int = Field(3 * 3600, ge=60)
+    stop_grace_seconds: float = Field(5.0, ge=0, le=3600)
 
     @field_validator("timezone")
     @classmethod

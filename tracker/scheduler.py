@@ -4,8 +4,9 @@
 One executor thread runs every job, so fetch and digest never overlap inside a worker and a
 start-up sequence (--run-now or the catch-up after downtime) runs before any cron job. The
 main thread only waits for SIGTERM/SIGINT; on a signal nothing new starts, the running job
-gets a few seconds to finish and is otherwise abandoned (recorded, lease released): its open
-transaction dies with the process, so the store holds only complete batches.
+gets [schedule] stop_grace_seconds to finish and is otherwise abandoned (recorded, lease
+released): its open transaction dies with the process, so the store holds only complete
+batches.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from tracker.pipeline import utcnow
 from tracker.pipeline.cycle import PIPELINE, Runner, digest_due, jobs_behind
 
 log = logging.getLogger("tracker.worker")
-
-STOP_GRACE_SECONDS = 5.0  # under Docker's default 10 s stop timeout
 
 
 def triggers(config: Config) -> dict:
@@ -71,10 +70,12 @@ def build_scheduler(config: Config, run: Callable[[str], None]):
 
 
 class Worker:
-    def __init__(self, runner: Runner, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    def __init__(self, runner: Runner, stop_grace: float | None = None) -> None:
         self.runner = runner
         self.config = runner.app.config
-        self.stop_grace = stop_grace
+        # Default 5 s: under Docker's default 10 s between SIGTERM and SIGKILL.
+        self.stop_grace = (self.config.schedule.stop_grace_seconds if stop_grace is None
+                           else stop_grace)
         self.stop = threading.Event()
         self.stop_reason = ""
 
