@@ -92,7 +92,13 @@ def test_explain_is_consistent_with_score(model, trained):
     assert why.other_terms == pytest.approx(0.0, abs=1e-4)  # everything was listed
     assert 1 / (1 + math.exp(-why.log_odds)) == pytest.approx(why.score, abs=1e-6)
     assert why.score == pytest.approx(scorer.score([doc])[0].score, abs=1e-6)
-    assert dict(why.keywords) == {"visual cortex": 1.5, "large language": -1.0}
+    kws = dict(why.keywords)
+    assert set(kws) == {"visual cortex", "large language"}
+    if not trained:  # cold start: a keyword adds its weight to the log-odds
+        assert kws == {"visual cortex": 1.5, "large language": -1.0}
+    else:  # trained: its weight enters stage A; both share that stage's scale
+        assert kws["visual cortex"] > 0 > kws["large language"]
+        assert kws["visual cortex"] / kws["large language"] == pytest.approx(-1.5)
     if trained:
         assert why.terms_up and why.terms_down
         assert all(v > 0 for _, v in why.terms_up) and all(v < 0 for _, v in why.terms_down)

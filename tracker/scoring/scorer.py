@@ -9,12 +9,13 @@ import numpy as np
 
 from tracker.scoring.keywords import COLD_BIAS, KeywordMatcher, normalize
 from tracker.scoring.labels import Doc
+from tracker.scoring.linear import sigmoid
 from tracker.scoring.model import (
     COLD_START_VERSION,
     HINTS,
     TrainedModel,
     category_term,
-    sigmoid,
+    term_scales,
     text_parts,
 )
 
@@ -32,7 +33,7 @@ class Explanation:
     score: float
     log_odds: float
     model_version: str
-    base: float  # the text model's intercept, or the cold-start bias
+    base: float  # the text log-odds of a document without known terms, or the cold bias
     terms_up: list[tuple[str, float]] = field(default_factory=list)
     terms_down: list[tuple[str, float]] = field(default_factory=list)
     keywords: list[tuple[str, float]] = field(default_factory=list)
@@ -52,58 +53,65 @@ class Scorer:
 
     def log_odds(self, docs: list[Doc]) -> np.ndarray:
         norms = [normalize(d.text) for d in docs]
-        base, _ = text_parts(self.model, docs, norms)
-        extra = [category_term(self.model, d.categories) + self.keywords.total(n)
-                 for d, n in zip(docs, norms, strict=True)]
-        return base + np.array(extra)
+        base = text_parts(self.model, norms, [self.keywords.total(n) for n in norms]).base
+        return base + np.array([category_term(self.model, d.categories) for d in docs])
 
     def score(self, docs: list[Doc]) -> list[Scored]:
         """Scores in [0, 1] with a few short reasons each (top keywords/terms)."""
         if not docs:
             return []
         norms = [normalize(d.text) for d in docs]
-        base, x = text_parts(self.model, docs, norms)
+        found = [self.keywords.contributions(n) for n in norms]
+        parts = text_parts(self.model, norms, [sum(k.values()) for k in found])
+        scale_a = scale_b = np.ones(len(docs))
+        if parts.x is not None:
+            _, scale_a, scale_b = term_scales(self.model, parts)
         out = []
-        for i, (doc, norm) in enumerate(zip(docs, norms, strict=True)):
-            kws = self.keywords.contributions(norm)
+        for i, (doc, norm, kws) in enumerate(zip(docs, norms, found, strict=True)):
             cat = category_term(self.model, doc.categories)
-            reasons = [(w, f'"{p}"') for p, w in kws.items() if w > 0]
-            if x is not None:
-                reasons += self._top_terms(x, i)
+            reasons = [(w * scale_a[i], f'"{p}"') for p, w in kws.items() if w > 0]
+            if parts.x is not None:
+                reasons += self._top_terms(parts.x, i, scale_a[i], scale_b[i])
             else:
                 reasons += [(w, p) for p, w in HINTS.contributions(norm).items()]
             if cat > 0:
                 reasons.append((cat, "/".join(sorted(set(doc.categories)))[:40]))
             reasons.sort(key=lambda r: -r[0])
-            logit = base[i] + cat + sum(kws.values())
+            logit = parts.base[i] + cat
             out.append(Scored(float(sigmoid(logit)), tuple(r[1] for r in reasons[:WHY_ITEMS])))
         return out
 
-    def _top_terms(self, x, i: int) -> list[tuple[float, str]]:
+    def _top_terms(self, x, i: int, scale_a, scale_b) -> list[tuple[float, str]]:
         start, end = x.indptr[i], x.indptr[i + 1]
         cols = x.indices[start:end]
-        contrib = x.data[start:end] * self.model.coef[cols]
+        contrib = x.data[start:end] * (self.model.coef[cols] * scale_a
+                                       + self.model.coef_b[cols] * scale_b)
         best = np.argpartition(-contrib, WHY_ITEMS)[:WHY_ITEMS] if len(cols) > WHY_ITEMS \
             else range(len(cols))
         return [(float(contrib[j]), str(self._names[cols[j]])) for j in best if contrib[j] > 0]
 
     def explain(self, doc: Doc, top: int = 8) -> Explanation:
         norm = normalize(doc.text)
-        base, x = text_parts(self.model, [doc], [norm])
         kws = self.keywords.contributions(norm)
+        parts = text_parts(self.model, [norm], [sum(kws.values())])
         cat = category_term(self.model, doc.categories)
-        logit = float(base[0]) + cat + sum(kws.values())
-        if x is None:
+        logit = float(parts.base[0]) + cat
+        kw_rows = list(kws.items())
+        if parts.x is None:
             terms = list(HINTS.contributions(norm).items())
-            intercept = COLD_BIAS
+            base = COLD_BIAS
         else:
-            terms = [(str(self._names[j]), float(v * self.model.coef[j]))
-                     for j, v in zip(x.indices, x.data, strict=True)]
-            intercept = self.model.intercept
+            bases, scale_a, scale_b = term_scales(self.model, parts)
+            base = float(bases[0])
+            kw_rows = [(p, w * float(scale_a[0])) for p, w in kws.items()]
+            weights = self.model.coef * scale_a[0] + self.model.coef_b * scale_b[0]
+            terms = [(str(self._names[j]), float(v * weights[j]))
+                     for j, v in zip(parts.x.indices, parts.x.data, strict=True)]
         up = sorted((t for t in terms if t[1] > 0), key=lambda t: -t[1])[:top]
         down = sorted((t for t in terms if t[1] < 0), key=lambda t: t[1])[:top]
         shown = sum(v for _, v in up) + sum(v for _, v in down)
         return Explanation(score=float(sigmoid(logit)), log_odds=logit,
-                           model_version=self.version, base=intercept, terms_up=up,
-                           terms_down=down, keywords=list(kws.items()), categories=cat,
-                           other_terms=float(base[0]) - intercept - shown)
+                           model_version=self.version, base=base, terms_up=up,
+                           terms_down=down, keywords=kw_rows, categories=cat,
+                           other_terms=float(parts.base[0]) - base - shown
+                           - sum(v for _, v in kw_rows))
