@@ -204,8 +204,10 @@ def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
     why = json.loads(result.output)
     assert why["id"] == "2401.00001" and why["model_version"].startswith("tfidf-")
     assert scores_of(app)[0]["2401.00001"] == pytest.approx(why["score"], abs=1e-6)
-    result = invoke(config_file, "explain", "2401.00001")
+    result = invoke(config_file, "explain", "2401.00001", "--top", "2")
     assert "up:" in result.output and "down:" in result.output and "keywords:" in result.output
+    up_line = next(line for line in result.output.splitlines() if "up:" in line)
+    assert up_line.count(",") == 1  # two terms
     result = invoke(config_file, "tune", "--weeks", "2")
     assert result.exit_code == 0 and "0 enter, 0 leave" in result.output
 

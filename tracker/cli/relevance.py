@@ -53,7 +53,8 @@ def label_command(ctx: click.Context, item_id: str, value: str) -> None:
 
 @click.command("explain")
 @click.argument("item_id")
-@click.option("--top", default=8, show_default=True, help="Terms to show each way.")
+@click.option("--top", default=8, show_default=True, type=click.IntRange(1, 1000),
+              help="Terms to show each way.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.pass_context
@@ -68,7 +69,7 @@ def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> Non
 
     from tracker.pipeline import relevance
 
-    item, why = relevance.explain(get_app(ctx), item_id)
+    item, why = relevance.explain(get_app(ctx), item_id, top)
     if fmt == "json":
         echo_json({"id": item.key, "title": item.title, **asdict(why)})
         return

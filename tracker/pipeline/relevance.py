@@ -181,11 +181,11 @@ def _stored(session, item_id: str):
     return found[0]
 
 
-def explain(app, item_id: str):
+def explain(app, item_id: str, top: int = 8):
     """(stored item, Explanation with the current model and config)."""
     with app.sessions() as session:
         item = _stored(session, item_id)
-    return item, scorer(app).explain(_doc(item))
+    return item, scorer(app).explain(_doc(item), top=top)
 
 
 def evaluate_file(app, path: str) -> dict:
