@@ -56,3 +56,19 @@ def test_unknown_time_zone_stops_the_worker_with_exit_2(tmp_path):
     config.write_text('[schedule]\ntimezone = "Mars/Olympus"\n')
     result = CliRunner().invoke(cli, ["--config", str(config), "worker", "--run-now"])
     assert result.exit_code == 2 and "schedule.timezone" in result.output
+
+
+def test_worker_refuses_an_outdated_schema_before_running_anything(db_url):
+    from sqlalchemy import text
+
+    from tracker.store import db
+
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000_old'"))
+    engine.dispose()
+    for command in (["worker", "--run-now"], ["run"], ["status"]):
+        result = CliRunner().invoke(cli, command, env={"TRACKER_DATABASE_URL": db_url})
+        assert result.exit_code == 1, (command, result.output)
+        assert "tracker db upgrade" in result.output

@@ -79,13 +79,18 @@ class Worker:
         self.stop = threading.Event()
         self.stop_reason = ""
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self) -> dict:
+        """SIGTERM/SIGINT ask the worker to stop; returns the previous handlers."""
         def handler(signum, _frame):
             self.stop_reason = signal.Signals(signum).name
             self.stop.set()
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    @staticmethod
+    def restore_signal_handlers(previous: dict) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     def run_scheduled(self, job: str) -> None:
         """A cron run. After each fetch, a digest that is still due (its send failed, or

@@ -33,12 +33,16 @@ def worker(ctx: click.Context, run_now: bool) -> None:
     app = get_app(ctx)
     runner = Runner(app)
     service = Worker(runner)
-    service.install_signal_handlers()  # before anything slow, so a stop is never lost
-    app.sessions  # noqa: B018 -- the schema gate: refuse an outdated database up front
-    logging.getLogger("tracker.worker").info(
-        "worker %s started (config %s)", runner.holder, app.config.source,
-        extra={"fields": {"event": "worker_started", "holder": runner.holder}})
-    if not service.serve(run_now=run_now):
+    previous = service.install_signal_handlers()  # before anything slow: no stop is lost
+    try:
+        app.sessions  # noqa: B018 -- the schema gate: refuse an outdated database up front
+        logging.getLogger("tracker.worker").info(
+            "worker %s started (config %s)", runner.holder, app.config.source,
+            extra={"fields": {"event": "worker_started", "holder": runner.holder}})
+        finished = service.serve(run_now=run_now)
+    finally:
+        service.restore_signal_handlers(previous)
+    if not finished:
         # A job thread is still running; its transaction rolls back when the process ends.
         logging.shutdown()
         sys.stdout.flush()
