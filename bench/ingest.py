@@ -118,7 +118,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--page-size", type=int, default=200)
+    parser.add_argument("--no-score", action="store_true",
+                        help="replace score_new by a no-op: the ingest path alone")
     args = parser.parse_args()
+    if args.no_score:
+        from tracker.pipeline import relevance
+
+        relevance.score_new = lambda *args: 0
     now = datetime.now(UTC).replace(microsecond=0)
     pages = build_pages(args.entries, args.page_size, now)
     size = sum(map(len, pages))

