@@ -120,22 +120,29 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
             post_id.label("post_id"), t.c.score.label("score"), side.date().label("date")]
     stmt = select(*cols).select_from(t)
     rank = cast(null(), Float)
-    if node is not None or author is not None:
-        stmt, rank = (_match_postgres if pg else _match_sqlite)(stmt, side, node, author)
-    stmt = stmt.add_columns(rank.label("rank")).where(*_filters(side, filters, pg))
+    where = _filters(side, filters, pg)
+    if (node is not None or author is not None) and pg:
+        stmt, rank = _match_postgres(stmt, side, node, author)
+    elif node is not None or author is not None:
+        cut = top if ranked and not where else None
+        stmt, rank = _match_sqlite(stmt, side, node, author, cut)
+    stmt = stmt.add_columns(rank.label("rank")).where(*where)
     stmt = stmt.order_by(*_order(stmt.selected_columns, sort, ranked, pg)).limit(top)
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
-def _match_sqlite(stmt, side: _Side, node, author):
+def _match_sqlite(stmt, side: _Side, node, author, cut: int | None):
     parts = [q.to_fts5(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_fts5(author, column=side.author_col))
     fts = table(side.fts, column("rowid"), column("rank"))
-    on = fts.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}")
-    stmt = stmt.join(fts, on).where(
+    hits = select(fts.c.rowid, fts.c.rank).where(
         literal_column(side.fts).op("MATCH")(literal(" AND ".join(parts), String)))
-    return stmt, fts.c.rank  # bm25 with per-column weights (set by 0002): lower is better
+    if cut is not None:  # nothing to filter on: rank inside FTS5, join only the top rows
+        hits = hits.order_by(fts.c.rank).limit(cut)
+    hits = hits.subquery()
+    stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
+    return stmt, hits.c.rank  # bm25 with per-column weights (set by 0002): lower is better
 
 
 def _match_postgres(stmt, side: _Side, node, author):

@@ -17,7 +17,7 @@ from tracker.errors import InputError
 MAX_CHARS = 1000
 MAX_TERMS = 64
 MAX_DEPTH = 16
-MIN_PREFIX = 2
+MIN_PREFIX = 3  # shorter prefixes expand to too many index terms
 OPERATORS = ("AND", "OR", "NOT")  # upper case only, as in FTS5; lower-case "and" is a word
 
 _PIECE = re.compile(r"[^\W_]+")  # what both tokenizers index: letters and digits

@@ -1,0 +1,304 @@
+"""Search latency on a large store: N synthetic-but-realistic papers (Zipf-distributed
+vocabulary with NeuroAI terms and multi-word phrases), loaded through the real schema
+(migrations, FTS triggers / generated tsvector), then top-50 queries through the real
+search code: single term, phrase, prefix, filtered. A plain LIKE scan is the comparison.
+Also times CLI start-up (`tracker --help`, `tracker search` on a small store).
+
+    python bench/search.py --n 1000000                 # SQLite and PostgreSQL
+    python bench/search.py --n 20000 --no-postgres     # a quick run
+
+PostgreSQL: $TRACKER_BENCH_POSTGRES_URL, else $TRACKER_TEST_POSTGRES_URL (a schema
+`bench_search` is created and dropped). Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tracker.store import db  # noqa: E402
+from tracker.store import search as store  # noqa: E402
+from tracker.store.schema import PaperRow  # noqa: E402
+
+DOMAIN = """neuron neurons neural synapse synaptic dendrite dendritic axon spike spiking cortex
+cortical hippocampus hippocampal thalamus striatum cerebellum retina retinal visual auditory
+motor sensory prefrontal plasticity learning memory attention representation representations
+recurrent convolutional transformer transformers network networks model models inference
+bayesian predictive coding prediction error reward dopamine reinforcement policy agent
+agents gradient backpropagation credit assignment hebbian oscillation oscillations gamma
+theta rhythm population dynamics manifold latent variable encoder decoder embedding
+embeddings similarity alignment brain brains fmri electrophysiology calcium imaging
+recordings behavior behaviour decision perception object recognition language speech
+navigation grid place cells head direction working episodic semantic consolidation sleep
+replay energy efficient neuromorphic hardware chip event camera sparse dense coding
+normative biologically plausible local rule rules energy free principle active inference
+curiosity exploration uncertainty noise variability stochastic deterministic continual
+catastrophic forgetting meta generalization abstraction compositional symbolic analogy
+reasoning benchmark dataset datasets primate primates mouse mice macaque human humans zebrafish
+drosophila connectome connectivity wiring circuit circuits microcircuit interneuron
+inhibitory excitatory balance homeostasis gain modulation neuromodulation acetylcholine
+serotonin noradrenaline astrocyte glia ion channel membrane potential firing rate rates
+temporal spatial receptive field fields tuning curves orientation selectivity invariance
+equivariance topographic map maps self supervised contrastive unsupervised generative
+diffusion variational autoencoder adversarial estimation optimization loss objective
+regularization dropout normalization scaling laws emergent interpretability mechanistic
+probing lesion ablation causal intervention tracking eye movements saccade saccades grasping
+locomotion robot robotic control controller feedback feedforward lateral topdown bottomup
+""".split()
+PHRASES = ["predictive coding", "spiking neural network", "dendritic computation",
+           "credit assignment", "working memory", "grid cells", "place cells",
+           "reinforcement learning", "free energy principle", "active inference",
+           "neuromorphic hardware", "representational similarity analysis",
+           "recurrent neural network", "synaptic plasticity", "continual learning",
+           "catastrophic forgetting", "receptive field", "visual cortex",
+           "self supervised learning", "mechanistic interpretability", "event camera",
+           "head direction cells", "sparse coding", "population dynamics",
+           "neural manifold", "calcium imaging", "scaling laws", "energy efficient",
+           "biologically plausible learning rule", "temporal difference learning"]
+CATEGORIES = ["q-bio.NC", "cs.NE", "cs.LG", "cs.AI", "stat.ML", "cs.CV", "cs.CL", "cs.RO",
+              "physics.bio-ph", "q-bio.QM", "eess.SP", "math.OC", "cond-mat.dis-nn"]
+FIRST = "Ada Bob Carla Dmitri Elena Farid Grace Hiro Ines Jun Kofi Lena Mateo Nadia Omar".split()
+LAST = ("Lovelace Ng Diaz Petrov Rossi Haddad Hopper Tanaka Costa Wang Mensah Berg Silva "
+        "Karimi Farouk Schmidt Novak Kim Okafor Larsen Moreau Ito Kowalski Fischer").split()
+SYLLABLES = ("ka ro mi ten sul vor pha lin dex tri qua neo mor gen tal bis cor phe nu "
+             "ab el os ut ir ven dra plo sca mun").split()
+START = datetime(2015, 1, 1, tzinfo=UTC)
+
+
+def vocabulary(rng) -> tuple[np.ndarray, np.ndarray]:
+    """~60k words ranked by frequency with Zipf-Mandelbrot probabilities: function words
+    on top, then a long synthetic tail with the domain words spread through it in log
+    space (ranks 100 .. 30,000), so query terms range from common (~5% of papers) to rare
+    (~0.05%), as real search terms do."""
+    function = ("the of and in to a we is for that this with on by are from an as be our "
+                "which these can it using show results based between or not also than").split()
+    draws = rng.choice(SYLLABLES, size=(120_000, 4))
+    sizes = rng.integers(2, 5, size=120_000)
+    tail = sorted({"".join(row[:k]) for row, k in zip(draws.tolist(), sizes.tolist(),
+                                                     strict=True)} - set(DOMAIN))
+    tail = [str(w) for w in rng.permutation(tail)]
+    ranks = np.geomspace(100, 30_000, len(DOMAIN)).astype(int).tolist()
+    for rank, word in sorted(zip(ranks, rng.permutation(DOMAIN).tolist(), strict=True)):
+        tail.insert(rank, str(word))
+    words = function + tail
+    weights = 1.0 / (np.arange(1, len(words) + 1) + 2.7) ** 1.05
+    return np.array(words, dtype=object), weights / weights.sum()
+
+
+def papers(rng, words, probs, start: int, count: int) -> list[dict]:
+    """`count` papers; random draws are made per batch (numpy), not per field."""
+    lengths = rng.integers(80, 200, size=count).tolist()
+    tokens = words[rng.choice(len(words), size=sum(lengths) + count * 10, p=probs)].tolist()
+    n_phrases = rng.integers(0, 3, size=count).tolist()
+    phrases = rng.choice(PHRASES, size=sum(n_phrases) + count).tolist()
+    spots = rng.random(size=sum(n_phrases) + count).tolist()
+    n_authors = rng.integers(1, 7, size=count).tolist()
+    names = [f"{f} {last}" for f, last in zip(rng.choice(FIRST, size=sum(n_authors)).tolist(),
+                                            rng.choice(LAST, size=sum(n_authors)).tolist(),
+                                            strict=True)]
+    cats = rng.choice(CATEGORIES, size=(count, 3)).tolist()
+    n_cats = rng.integers(1, 4, size=count).tolist()
+    minutes = rng.integers(0, 6_000_000, size=count).tolist()
+    scores = rng.random(size=count).tolist()
+    unscored = (rng.random(size=count) < 0.3).tolist()
+    rows, pos, ph, au, now = [], 0, 0, 0, datetime(2026, 11, 28, tzinfo=UTC)
+    for i in range(count):
+        title = tokens[pos:pos + 10]
+        abstract = tokens[pos + 10:pos + 10 + lengths[i]]
+        pos += 10 + lengths[i]
+        for _ in range(n_phrases[i]):
+            abstract.insert(int(spots[ph] * len(abstract)), phrases[ph])
+            ph += 1
+        if spots[ph] < 0.3:
+            title.insert(int(spots[ph] * 20), phrases[ph])
+        ph += 1
+        categories = list(dict.fromkeys(cats[i][:n_cats[i]]))
+        published = START + timedelta(minutes=minutes[i])
+        rows.append({
+            "id": f"{published:%y%m}.{start + i:07d}", "version": 1,
+            "title": " ".join(title).capitalize(), "abstract": " ".join(abstract) + ".",
+            "authors": names[au:au + n_authors[i]], "categories": categories,
+            "primary_category": categories[0], "published": published,
+            "first_seen_at": now, "version_seen_at": now,
+            "score": None if unscored[i] else round(scores[i], 4)})
+        au += n_authors[i]
+    return rows
+
+
+def build(engine, n: int, batch: int, seed: int = 7) -> tuple[float, float]:
+    """Bulk load: rows go in at schema revision 0001 (executemany, one transaction per
+    batch), then migration 0002 builds the full-text index over them in one pass, as it
+    would for an existing store. (Row-by-row, the FTS triggers / GIN updates do the same
+    work incrementally; tracker fetch takes that path.)"""
+    rng = np.random.default_rng(seed)
+    words, probs = vocabulary(rng)
+    db.upgrade(engine, "0001")
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        rows = papers(rng, words, probs, start, min(batch, n - start))
+        with engine.begin() as conn:
+            conn.execute(insert(PaperRow.__table__), rows)
+        done = start + len(rows)
+        rate = done / (time.perf_counter() - started)
+        print(f"\r  loaded {done:,}/{n:,} ({rate:,.0f} rows/s)", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    loaded = time.perf_counter()
+    db.upgrade(engine, "head")
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "ANALYZE papers"))
+    indexed = time.perf_counter()
+    return loaded - started, indexed - loaded
+
+
+def size_mb(engine, path: Path | None) -> float:
+    if path is not None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+    with engine.connect() as conn:
+        return conn.scalar(text("SELECT pg_total_relation_size('papers')")) / 1e6
+
+
+def query_mix(rng) -> dict[str, list[tuple[str, store.Filters]]]:
+    terms = [str(w) for w in rng.choice(DOMAIN, size=40, replace=False)]
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    return {
+        "single term": [(t, store.Filters()) for t in terms],
+        "phrase": [(f'"{p}"', store.Filters()) for p in rng.choice(PHRASES, size=40)],
+        "prefix": [(t[:max(4, len(t) - 3)] + "*", store.Filters()) for t in terms],
+        "boolean": [(f"{a} AND ({b} OR {c}) NOT {d}", store.Filters())
+                    for a, b, c, d in rng.choice(DOMAIN, size=(40, 4))],
+        "filtered": [(t, store.Filters(min_score=0.5, since=since,
+                                       categories=("q-bio.NC", "cs.NE"))) for t in terms],
+        "no query, by score": [("", store.Filters(min_score=0.9))] * 10,
+    }
+
+
+def timed(fn, repeat: int = 1) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def latency(engine, mix) -> None:
+    factory = db.session_factory(engine)
+    for name, queries in mix.items():
+        with factory() as session:
+            store.search(session, queries[0][0], queries[0][1], limit=50)  # warm the cache
+            ms = [t for q, f in queries for t in timed(
+                lambda q=q, f=f: store.search(session, q, f, limit=50))]
+        ms.sort()
+        p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+        print(f"  {name:<20} p50 {statistics.median(ms):8.1f} ms   p95 {p95:8.1f} ms"
+              f"   (n={len(ms)})")
+
+
+def like_scan(engine, terms: list[str]) -> None:
+    """The comparison: LIKE over title and abstract. "Newest 50" can stop early when the
+    term is common; "all matches" has to read every row, as a rare term always does."""
+    op = "ILIKE" if engine.dialect.name == "postgresql" else "LIKE"
+    where = f"title {op} :p OR abstract {op} :p"
+    for label, sql in (("LIKE, newest 50", f"SELECT id FROM papers WHERE {where} "
+                                           "ORDER BY published DESC LIMIT 50"),
+                       ("LIKE, all matches", f"SELECT count(*) FROM papers WHERE {where}")):
+        with engine.connect() as conn:
+            ms = [t for term in terms for t in timed(
+                lambda term=term, sql=sql: conn.execute(text(sql), {"p": f"%{term}%"}).all())]
+        print(f"  {label:<20} p50 {statistics.median(ms):8.1f} ms   max {max(ms):8.1f} ms"
+              f"   (n={len(ms)})")
+
+
+def run_backend(label: str, url: str, n: int, batch: int, path: Path | None) -> None:
+    engine = db.make_engine(url)
+    print(f"{label}: building {n:,} papers ...")
+    load, index = build(engine, n, batch)
+    print(f"  build {load + index:,.1f} s = load {load:,.1f} s (generate + insert, "
+          f"{n / load:,.0f} papers/s) + full-text index {index:,.1f} s; "
+          f"size {size_mb(engine, path):,.0f} MB")
+    rng = np.random.default_rng(11)
+    latency(engine, query_mix(rng))
+    like_scan(engine, [str(w) for w in rng.choice(DOMAIN, size=3, replace=False)])
+    engine.dispose()
+
+
+def cli_startup(workdir: Path) -> None:
+    small = f"sqlite:///{workdir / 'small.db'}"
+    engine = db.make_engine(small)
+    build(engine, 500, 500)
+    engine.dispose()
+    env = {**os.environ, "TRACKER_DATABASE_URL": small, "TRACKER_CONFIG": ""}
+    tracker = str(Path(sys.executable).with_name("tracker"))
+    for args in (["--help"], ["search", "dendritic", "--format", "json"],
+                 ["search", "--format", "table", "--limit", "20"]):
+        ms = sorted(t for t in timed(lambda args=args: subprocess.run(
+            [tracker, *args], env=env, capture_output=True, check=True), repeat=7))
+        print(f"  tracker {' '.join(args):<36} median {ms[3]:6.0f} ms  min {ms[0]:6.0f} ms")
+    print("  import cost, each alone in a fresh interpreter (median of 5):")
+    for label, code in (("python itself", "pass"), ("tracker.cli", "import tracker.cli"),
+                        ("sqlalchemy.orm", "import sqlalchemy.orm"),
+                        ("tracker.config (pydantic)", "import tracker.config"),
+                        ("alembic (schema gate)", "import alembic.runtime.migration, "
+                         "alembic.script"),
+                        ("tracker.pipeline.query (all)", "import tracker.pipeline.query"),
+                        ("rich.table", "import rich.table")):
+        ms = sorted(t for t in timed(lambda code=code: subprocess.run(
+            [sys.executable, "-c", code], env=env, check=True), repeat=5))
+        print(f"    {label:<34} {ms[2]:6.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="papers to generate")
+    parser.add_argument("--batch", type=int, default=20_000, help="rows per transaction")
+    parser.add_argument("--workdir", type=Path, help="where the SQLite files go (default: tmp)")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tracker-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("CLI start-up (small store, 500 papers):")
+    cli_startup(workdir)
+    if not args.no_sqlite:
+        path = workdir / "bench.db"
+        path.unlink(missing_ok=True)
+        run_backend("SQLite (FTS5)", f"sqlite:///{path}", args.n, args.batch, path)
+    pg_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL") or os.environ.get(
+        "TRACKER_TEST_POSTGRES_URL")
+    if pg_url and not args.no_postgres:
+        run_postgres(pg_url, args.n, args.batch)
+
+
+def run_postgres(base_url: str, n: int, batch: int) -> None:
+    admin = db.make_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS bench_search CASCADE"))
+        conn.execute(text("CREATE SCHEMA bench_search"))
+    sep = "&" if "?" in base_url else "?"
+    try:
+        run_backend("PostgreSQL (tsvector + GIN)",
+                    f"{base_url}{sep}options=-csearch_path%3Dbench_search", n, batch, None)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text("DROP SCHEMA bench_search CASCADE"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
