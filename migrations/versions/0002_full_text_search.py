@@ -2,8 +2,8 @@
 
 SQLite: FTS5 external-content indexes (papers_fts, posts_fts) that store only the index, not
 a second copy of the text, kept in sync by triggers on insert / update / delete.
-PostgreSQL: a stored generated tsvector column per table (title weight A, abstract or
-summary B, authors C) with a GIN index; the database keeps it current on every write.
+PostgreSQL: a stored generated tsvector column per table (title weight A, authors B,
+abstract or summary C) with a GIN index; the database keeps it current on every write.
 
 Both stem English (FTS5 porter, PostgreSQL 'english'), so "networks" finds "network" and a
 prefix term is stemmed the same way on both. Both fold case but keep accents (PostgreSQL
@@ -38,10 +38,10 @@ SQLITE_FTS = {
                "author": "{row}.author"},
               "4.0, 1.0, 2.0"),
 }
-# table -> expressions weighted A, B, C
+# table -> expressions weighted A, B, C: title > authors > text, as the bm25 weights above
 POSTGRES_TSV = {
-    "papers": ("title", "abstract", "(authors::jsonb)::text"),
-    "posts": ("title", "summary_text", "author"),
+    "papers": ("title", "(authors::jsonb)::text", "abstract"),
+    "posts": ("title", "author", "summary_text"),
 }
 
 

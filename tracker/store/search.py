@@ -148,7 +148,7 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None):
 def _match_postgres(stmt, side: _Side, node, author):
     parts = [q.to_tsquery(node)] if node is not None else []
     if author is not None:
-        parts.append(q.to_tsquery(author, weight="C"))  # 0002 weights authors C
+        parts.append(q.to_tsquery(author, weight="B"))  # 0002 weights authors B
     query = func.to_tsquery(literal_column("'english'::regconfig"),
                             literal(" & ".join(parts), String))
     vector = literal_column(f"{side.table.name}.search_vector")
