@@ -242,3 +242,42 @@ def test_hostile_text_reads_as_words(store):
     assert ids(store, "coding & spike") == ["2601.00002"]  # tsquery signs are not operators
     assert ids(store, "coding | !cortex") == ["2601.00001"]  # "coding cortex"
     assert ids(store, '"1"="1" OR ricci') == ["math/0211159"]
+
+
+def test_migration_indexes_existing_rows_and_downgrades(db_url):
+    """0002 on a store that already holds papers indexes them (author names decoded from
+    their JSON \\u escapes); downgrading removes the index objects; upgrading again works."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import insert, inspect
+
+    from tracker.store import db
+    from tracker.store.search import Filters as StoreFilters
+    from tracker.store.search import search as store_search
+
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(insert(PaperRow.__table__), [{
+            "id": "2501.00001", "version": 1, "title": "Grid cells", "abstract": "Entorhinal.",
+            "authors": ["Zoë Ñúñez"], "categories": ["q-bio.NC"], "published": day(1, 2),
+            "first_seen_at": day(1, 2), "version_seen_at": day(1, 2)}])
+    db.upgrade(engine)
+
+    def found(text, **filters):
+        with db.session_factory(engine)() as session:
+            return [i["id"] for i in store_search(session, text, StoreFilters(**filters))]
+
+    assert found("entorhinal") == ["2501.00001"] and found("ñúñez") == ["2501.00001"]
+    assert found(None, author="zoë") == ["2501.00001"]
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(db.migrations_dir()))
+    cfg.attributes["engine"] = engine
+    command.downgrade(cfg, "0001")
+    names = set(inspect(engine).get_table_names())
+    columns = {c["name"] for c in inspect(engine).get_columns("papers")}
+    assert not {n for n in names if "fts" in n} and "search_vector" not in columns
+    db.upgrade(engine)
+    assert found("grid cells") == ["2501.00001"]
+    db.check_drift(engine)
+    engine.dispose()
