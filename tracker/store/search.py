@@ -194,9 +194,10 @@ def _order(c, sort: str, ranked: bool, pg: bool) -> list:
 
 # --- rows -> item dicts -----------------------------------------------------------------
 
-def item_dict(row, label: str | None = None) -> dict:
-    """The public shape of an item (JSON, CSV, feeds). Datetimes stay datetimes here."""
-    if isinstance(row, PaperRow):
+def item_dict(kind: str, row, label: str | None = None) -> dict:
+    """The public shape of an item (JSON, CSV, feeds) from a papers or posts row (ORM or
+    Core). Datetimes stay datetimes here."""
+    if kind == "paper":
         return {
             "id": row.id, "kind": "paper", "title": row.title, "url": ARXIV_ABS + row.id,
             "published": row.published, "updated": row.updated, "score": row.score,
@@ -218,20 +219,21 @@ def load_items(session: Session, keys: list[tuple[str, object]]) -> list[dict]:
     """Item dicts for (kind, key) pairs, in the given order."""
     paper_ids = [key for kind, key in keys if kind == "paper"]
     post_ids = [key for kind, key in keys if kind == "post"]
-    rows = {}
+    rows = {}  # plain Core rows: a page is read, never modified, so no ORM bookkeeping
+    papers, posts = PaperRow.__table__, PostRow.__table__
     if paper_ids:
         rows.update((("paper", r.id), r) for r in
-                    session.scalars(select(PaperRow).where(PaperRow.id.in_(paper_ids))))
+                    session.execute(select(papers).where(papers.c.id.in_(paper_ids))))
     if post_ids:
         rows.update((("post", r.id), r) for r in
-                    session.scalars(select(PostRow).where(PostRow.id.in_(post_ids))))
+                    session.execute(select(posts).where(posts.c.id.in_(post_ids))))
     labels = {}
     if keys:
         for label in session.scalars(select(LabelRow).where(or_(
                 LabelRow.paper_id.in_(paper_ids), LabelRow.post_id.in_(post_ids)))):
             key = ("paper", label.paper_id) if label.paper_id else ("post", label.post_id)
             labels[key] = label.label
-    return [item_dict(rows[key], labels.get(key)) for key in keys if key in rows]
+    return [item_dict(key[0], rows[key], labels.get(key)) for key in keys if key in rows]
 
 
 # --- one item in full, and the whole store ---------------------------------------------
@@ -259,7 +261,7 @@ def show(session: Session, item_id: str) -> dict:
                             hint="find ids with `tracker search`")
     owner = "paper_id" if kind == "paper" else "post_id"
     label = session.scalars(select(LabelRow).where(getattr(LabelRow, owner) == key)).first()
-    record = item_dict(row, label.label if label else None)
+    record = item_dict(kind, row, label.label if label else None)
     record["label_at"] = label.created_at if label else None
     record["scores"] = [
         {"value": s.value, "model_version": s.model_version, "scored_at": s.scored_at,
@@ -301,8 +303,11 @@ def show(session: Session, item_id: str) -> dict:
 def export(session: Session, batch: int = 500) -> Iterator[dict]:
     """Every paper, then every post, as item dicts; streamed in batches (server-side
     cursor on PostgreSQL), so memory stays flat however large the store."""
-    for row_type, owner in ((PaperRow, LabelRow.paper_id), (PostRow, LabelRow.post_id)):
-        stmt = (select(row_type, LabelRow.label).outerjoin(LabelRow, owner == row_type.id)
-                .order_by(row_type.id).execution_options(yield_per=batch))
-        for row, label in session.execute(stmt):
-            yield item_dict(row, label)
+    for kind, row_type, owner in (("paper", PaperRow, LabelRow.paper_id),
+                                  ("post", PostRow, LabelRow.post_id)):
+        t = row_type.__table__
+        stmt = (select(t, LabelRow.label.label("label_value"))
+                .outerjoin(LabelRow, owner == t.c.id)
+                .order_by(t.c.id).execution_options(yield_per=batch))
+        for row in session.execute(stmt):
+            yield item_dict(kind, row, row.label_value)
