@@ -4,11 +4,11 @@
         CONTRACT used by ingest: score the given stored items with the current model
         (cold start when no model file exists) inside the caller's transaction.
 
-Training data: label files (2 = core NeuroAI; 1 = adjacent and 0 = not, both negatives,
-label 1 at full weight since that measured best), the user's labels in the store
-(relevant = 2, irrelevant = 0; they win over a file's label for the same id) and the stored
-seed papers (positives unless the user labelled them irrelevant). When there are no
-negatives at all, recently stored unlabelled papers serve as background negatives.
+Training data: label files (2 = core NeuroAI, 1 = adjacent, 0 = not; label 1 is "related"
+for stage A and "not core" for stage B, see tracker/scoring/model.py), the user's labels in
+the store (relevant = 2, irrelevant = 0; they win over a file's label for the same id) and
+the stored seed papers (positives unless the user labelled them irrelevant). When there are
+no negatives at all, recently stored unlabelled papers serve as background negatives.
 """
 
 from __future__ import annotations
