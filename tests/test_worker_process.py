@@ -100,7 +100,9 @@ def test_run_now_in_order_json_logs_and_sigint_stop(tmp_path, db_url):
     worker = WorkerProcess(tmp_path, db_url, worker_config(), "--log-format", "json",
                            "worker", "--run-now")
     try:
-        wait_for(lambda: len([r for r in job_runs(db_url) if r.finished_at]) >= 2,
+        # Watch the log, not the database: opening the store while the worker creates it
+        # would race its schema creation.
+        wait_for(lambda: worker.log.count('"event": "finished"') >= 2,
                  what="both start-up jobs")
         assert worker.stop(signal.SIGINT) == 0
     finally:
