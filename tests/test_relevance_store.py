@@ -222,3 +222,14 @@ def test_cli_bad_input_is_one_line(filled, db_url, tmp_path):
     assert result.exit_code == 1 and "no stored item 2999.00001" in result.output
     result = invoke(config_file, "label", "2401.00001", "maybe")
     assert result.exit_code == 2
+
+
+def test_scorer_is_cached_per_app_and_reloaded_after_training(filled):
+    app, _ = filled
+    assert relevance.scorer(app) is relevance.scorer(app)  # loaded once, not per batch
+    assert relevance.scorer(app).version == "cold-start"
+    report = relevance.train(app, [str(SMALL)])
+    with transaction(app.sessions) as session:
+        relevance.score_new(app, session, ["2401.00001"], [])
+    with app.sessions() as session:
+        assert session.get(PaperRow, "2401.00001").score_model == report.version
