@@ -13,7 +13,7 @@ from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
 def test_upgrade_from_empty_has_no_drift(db_url):
     engine = db.make_engine(db_url)
     before, after = db.upgrade(engine)
-    assert before is None and after == db.head_revision(engine)
+    assert before is None and after == db.head_revision(engine) == db.SCHEMA_REVISION
     db.check_drift(engine)  # raises if models and migrations disagree
     engine.dispose()
 
