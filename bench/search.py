@@ -196,6 +196,22 @@ def timed(fn, repeat: int = 1) -> list[float]:
     return out
 
 
+def matches(session, text_query: str) -> int:
+    """How many papers a query matches (no filters): what its ranking has to score."""
+    from tracker.store import search_query
+
+    node = search_query.parse(text_query)
+    if node is None:
+        return 0
+    if session.get_bind().dialect.name == "sqlite":
+        sql, value = "SELECT count(*) FROM papers_fts WHERE papers_fts MATCH :q", \
+            search_query.to_fts5(node)
+    else:
+        sql, value = ("SELECT count(*) FROM papers WHERE search_vector @@ "
+                      "to_tsquery('english'::regconfig, :q)"), search_query.to_tsquery(node)
+    return session.execute(text(sql), {"q": value}).scalar()
+
+
 def latency(engine, mix) -> None:
     factory = db.session_factory(engine)
     for name, queries in mix.items():
@@ -203,10 +219,12 @@ def latency(engine, mix) -> None:
             store.search(session, queries[0][0], queries[0][1], limit=50)  # warm the cache
             ms = [t for q, f in queries for t in timed(
                 lambda q=q, f=f: store.search(session, q, f, limit=50))]
+            hits = sorted(matches(session, q) for q, _ in queries)
         ms.sort()
         p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
         print(f"  {name:<20} p50 {statistics.median(ms):8.1f} ms   p95 {p95:8.1f} ms"
-              f"   (n={len(ms)})")
+              f"   (n={len(ms)}; matches p50 {statistics.median(hits):,.0f}, "
+              f"max {hits[-1]:,})")
 
 
 def like_scan(engine, terms: list[str]) -> None:
@@ -224,13 +242,17 @@ def like_scan(engine, terms: list[str]) -> None:
               f"   (n={len(ms)})")
 
 
-def run_backend(label: str, url: str, n: int, batch: int, path: Path | None) -> None:
+def run_backend(label: str, url: str, n: int, batch: int, path: Path | None, *,
+                build_it: bool = True) -> None:
     engine = db.make_engine(url)
-    print(f"{label}: building {n:,} papers ...")
-    load, index = build(engine, n, batch)
-    print(f"  build {load + index:,.1f} s = load {load:,.1f} s (generate + insert, "
-          f"{n / load:,.0f} papers/s) + full-text index {index:,.1f} s; "
-          f"size {size_mb(engine, path):,.0f} MB")
+    if build_it:
+        print(f"{label}: building {n:,} papers ...")
+        load, index = build(engine, n, batch)
+        print(f"  build {load + index:,.1f} s = load {load:,.1f} s (generate + insert, "
+              f"{n / load:,.0f} papers/s) + full-text index {index:,.1f} s")
+    with engine.connect() as conn:
+        count = conn.scalar(text("SELECT count(*) FROM papers"))
+    print(f"{label}: {count:,} papers, {size_mb(engine, path):,.0f} MB")
     rng = np.random.default_rng(11)
     latency(engine, query_mix(rng))
     like_scan(engine, [str(w) for w in rng.choice(DOMAIN, size=3, replace=False)])
@@ -269,16 +291,21 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="where the SQLite files go (default: tmp)")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="query the SQLite store already in --workdir (no build)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tracker-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print("CLI start-up (small store, 500 papers):")
-    cli_startup(workdir)
+    if not args.reuse:
+        print("CLI start-up (small store, 500 papers):")
+        cli_startup(workdir)
     if not args.no_sqlite:
         path = workdir / "bench.db"
-        path.unlink(missing_ok=True)
-        run_backend("SQLite (FTS5)", f"sqlite:///{path}", args.n, args.batch, path)
+        if not args.reuse:
+            path.unlink(missing_ok=True)
+        run_backend("SQLite (FTS5)", f"sqlite:///{path}", args.n, args.batch, path,
+                    build_it=not args.reuse)
     pg_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL") or os.environ.get(
         "TRACKER_TEST_POSTGRES_URL")
     if pg_url and not args.no_postgres:
