@@ -60,3 +60,19 @@ def test_item_references_need_exactly_one_item(app):
     with pytest.raises(Exception, match="(?i)foreign key|violates"):
         with db.transaction(app.sessions) as session:
             session.add(LabelRow(paper_id="nope", label="relevant", created_at=now))
+
+
+def test_concurrent_first_use_creates_the_schema_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_use(_):
+        engine = db.make_engine(db_url)  # one engine each, like separate processes
+        try:
+            db.ensure_schema(engine)
+            return db.current_revision(engine)
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        revisions = list(pool.map(first_use, range(4)))
+    assert revisions == [db.SCHEMA_REVISION] * 4

@@ -4,6 +4,7 @@ silently (commands refuse and name `tracker db upgrade`)."""
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,22 +108,54 @@ def check_drift(engine: Engine) -> None:
 def ensure_schema(engine: Engine) -> None:
     """The gate every command passes: create an empty database, refuse an outdated one."""
     current = _checked(current_revision, engine)
-    head = SCHEMA_REVISION
-    if current == head:
-        return
     if current is None:
-        tables = _checked(lambda e: inspect(e).get_table_names(), engine)
-        if not tables:
-            upgrade(engine)
-            return
+        # Several processes may meet a brand-new database at once (two workers, a worker and
+        # a CLI command): one creates it, the others wait and then find it current.
+        with _creation_lock(engine):
+            current = _checked(current_revision, engine)
+            if current is None:
+                if _checked(lambda e: inspect(e).get_table_names(), engine):
+                    raise SchemaOutdatedError(
+                        f"database {mask_url(str(engine.url))} has tables but no migration "
+                        "revision",
+                        hint="point the tracker at an empty database or one it created",
+                    )
+                upgrade(engine)
+                return
+    if current != SCHEMA_REVISION:
         raise SchemaOutdatedError(
-            f"database {mask_url(str(engine.url))} has tables but no migration revision",
-            hint="point the tracker at an empty database or one it created",
+            f"database schema is at revision {current}, this version needs {SCHEMA_REVISION}",
+            hint="run `tracker db upgrade` (back up the database first)",
         )
-    raise SchemaOutdatedError(
-        f"database schema is at revision {current}, this version needs {head}",
-        hint="run `tracker db upgrade` (back up the database first)",
-    )
+
+
+# Arbitrary constant naming the tracker's schema-creation advisory lock in PostgreSQL.
+_PG_CREATION_LOCK = 0x7472_6163_6B72
+
+
+@contextmanager
+def _creation_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with _checked(lambda e: e.connect(), engine) as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_CREATION_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_CREATION_LOCK})
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    # flock on the database file itself: SQLite uses POSIX record locks, which are separate.
+    with open(database, "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _checked(fn, engine: Engine):
@@ -130,11 +163,16 @@ def _checked(fn, engine: Engine):
         return fn(engine)
     except OperationalError as exc:
         raise StoreError(
-            f"cannot use database {mask_url(str(engine.url))}: {exc.orig}",
+            f"cannot use database {mask_url(str(engine.url))}: {_first_line(exc.orig)}",
             hint="check [database] url / $TRACKER_DATABASE_URL and that the server is up",
         ) from None
     except SQLAlchemyError as exc:
-        raise StoreError(f"database error: {exc}") from None
+        detail = _first_line(getattr(exc, "orig", None) or exc)
+        raise StoreError(f"database error: {detail}") from None
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
