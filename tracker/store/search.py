@@ -127,7 +127,10 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
         cut = top if ranked and not where else None
         stmt, rank = _match_sqlite(stmt, side, node, author, cut)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
-    stmt = stmt.order_by(*_order(stmt.selected_columns, sort, ranked, pg)).limit(top)
+    # No tie-breakers inside an arm: they would stop SQLite from reading the date or
+    # score index in order; the merged page below is ordered with full tie-breakers.
+    keys = _order(stmt.selected_columns, sort, ranked, pg)[:-3]
+    stmt = stmt.order_by(*keys).limit(top)
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
