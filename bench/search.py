@@ -275,7 +275,7 @@ def cli_startup(workdir: Path) -> None:
     for label, code in (("python itself", "pass"), ("tracker.cli", "import tracker.cli"),
                         ("sqlalchemy.orm", "import sqlalchemy.orm"),
                         ("tracker.config (pydantic)", "import tracker.config"),
-                        ("alembic (schema gate)", "import alembic.runtime.migration, "
+                        ("alembic (db upgrade only)", "import alembic.runtime.migration, "
                          "alembic.script"),
                         ("tracker.pipeline.query (all)", "import tracker.pipeline.query"),
                         ("rich.table", "import rich.table")):
