@@ -14,8 +14,9 @@ from tracker.scoring import persist
 from tracker.scoring.keywords import KeywordMatcher, normalize
 from tracker.scoring.labels import Doc, make_doc, read_labels
 from tracker.scoring.metrics import evaluate
-from tracker.scoring.model import category_term, tfidf, train
+from tracker.scoring.model import category_term, make_vectorizer, stop_words, train
 from tracker.scoring.scorer import Scorer
+from tracker.scoring.text import TermIndex, batch
 
 SMALL = TEST_DATA / "labels" / "small.jsonl"
 SPIKING = make_doc("Spiking networks and cortex",
@@ -122,11 +123,16 @@ def test_missing_categories_carry_no_signal():
         Scorer(text_only, {}).score(probe)[0].score, abs=1e-6)
 
 
-def test_tfidf_matches_sklearn_transform(model, records):
-    norms = [normalize(r.doc.text) for r in records] + [normalize(SPIKING.text)]
-    ours = tfidf(model.vectorizer, norms)
-    theirs = model.vectorizer.transform(norms)
-    assert abs(ours - theirs).max() < 1e-6
+def test_tfidf_matches_sklearn_transform(records):
+    """The batch tf-idf (numpy, no sklearn when scoring) equals sklearn's transform, also
+    for unseen words, repeated terms, stop words between bigram halves and empty texts."""
+    texts = [r.doc.text for r in records]
+    vectorizer = make_vectorizer(len(texts)).fit([normalize(t) for t in texts])
+    index = TermIndex(vectorizer.vocabulary_, vectorizer.idf_, stop_words())
+    probe = texts + [SPIKING.text, "", "cortex cortex of the cortex \x01 zzz neural", "!!"]
+    ours = index.transform(batch(probe)).to_scipy(len(vectorizer.vocabulary_))
+    theirs = vectorizer.transform([normalize(t) for t in probe])
+    assert ours.shape == theirs.shape and abs(ours - theirs).max() < 1e-6
 
 
 def test_model_file_round_trip(model, tmp_path):

@@ -29,14 +29,12 @@ priors and a few low-weight hint phrases (see keywords.py).
 from __future__ import annotations
 
 import hashlib
-from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from functools import lru_cache
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from tracker.scoring.keywords import (
     COLD_BIAS,
@@ -48,10 +46,9 @@ from tracker.scoring.keywords import (
 )
 from tracker.scoring.labels import Doc
 from tracker.scoring.linear import balanced, fit_logistic
+from tracker.scoring.text import Batch, Lexicon, Rows, TermIndex, batch
 
-FORMAT = 2
-# sklearn's English stop words plus single characters (dropped before bigrams, as sklearn does).
-_STOP = frozenset(ENGLISH_STOP_WORDS) | frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+FORMAT = 3  # 3: vocabulary, idf and stop words stored as plain data (no sklearn to score)
 COLD_START_VERSION = "cold-start"
 # Inverse L2 strengths (sklearn's C) of the two stages, picked by 5-fold CV on the dev sets.
 STAGE_A_C = 4.0
@@ -60,9 +57,20 @@ CATEGORY_L2 = 2.0
 ALWAYS = 30.0  # intercept of a stage with one class only: sigmoid(30) = 1
 
 
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset:
+    """sklearn's English stop words plus single characters (dropped before bigrams, as
+    sklearn does). Imported only to train: a model stores its own copy."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) | frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 @dataclass
 class TrainedModel:
-    vectorizer: object  # fitted TfidfVectorizer
+    vocabulary: dict[str, int]  # term -> column
+    idf: np.ndarray
+    stop_words: frozenset
     coef: np.ndarray  # stage A
     intercept: float
     coef_b: np.ndarray  # stage B
@@ -77,15 +85,22 @@ class TrainedModel:
     trained_at: str
     meta: dict = field(default_factory=dict)
 
-    def feature_names(self) -> np.ndarray:
-        return self.vectorizer.get_feature_names_out()
+    def feature_names(self) -> list[str]:
+        names = [""] * len(self.vocabulary)
+        for term, col in self.vocabulary.items():
+            names[col] = term
+        return names
+
+    def term_index(self, lexicon: Lexicon | None = None) -> TermIndex:
+        return TermIndex(self.vocabulary, self.idf, self.stop_words, lexicon)
 
 
 def terms(norm: str) -> list[str]:
     """Unigrams and bigrams of a normalize()d text, without stop words and single
     characters. Our own analyzer, fed the text already normalized for keyword matching: faster
     than sklearn's regex tokenizer plus n-gram loop, which dominate scoring time."""
-    tokens = [t for t in norm.split() if t not in _STOP]
+    stop = stop_words()
+    tokens = [t for t in norm.split() if t not in stop]
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
 
 
@@ -109,9 +124,9 @@ def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] |
     y = (labels == 2).astype(int)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("training needs both relevant (label 2) and other examples")
+    texts = batch([d.text for d in docs])
     norms = [normalize(d.text) for d in docs]
-    matcher = KeywordMatcher(keywords or {})
-    offset = np.array([matcher.total(n) for n in norms])
+    offset = KeywordMatcher(keywords or {}).totals(texts)
     vectorizer = make_vectorizer(len(docs))
     x = vectorizer.fit_transform(norms)
     coef, intercept = _stage(x, (labels >= 1).astype(int), offset, STAGE_A_C)
@@ -125,7 +140,9 @@ def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] |
     vocab_hash = hashlib.sha256(vocab.encode()).hexdigest()[:12]
     digest = hashlib.sha256(vocab_hash.encode() + coef.tobytes() + coef_b.tobytes()
                             + repr(sorted(cat_weights.items())).encode())
-    return TrainedModel(vectorizer, coef, intercept, coef_b, intercept_b, cat_weights,
+    vocabulary = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
+    return TrainedModel(vocabulary, vectorizer.idf_.astype(np.float64), stop_words(),
+                        coef, intercept, coef_b, intercept_b, cat_weights,
                         cat_center, version=f"tfidf-{digest.hexdigest()[:10]}",
                         n_train=len(docs), n_positive=int(y.sum()), vocab_hash=vocab_hash,
                         config_hash=config_hash,
@@ -177,7 +194,8 @@ def category_term(model: TrainedModel | None, categories) -> float:
     return sum(model.cat_weights.get(c, 0.0) for c in cats) - model.cat_center
 
 
-HINTS = KeywordMatcher({hint: COLD_HINT_WEIGHT for hint in COLD_HINTS})
+def hints(lexicon: Lexicon | None = None) -> KeywordMatcher:
+    return KeywordMatcher({hint: COLD_HINT_WEIGHT for hint in COLD_HINTS}, lexicon)
 
 
 @dataclass
@@ -186,20 +204,20 @@ class TextParts:
     the tf-idf matrix and the two stages' log-odds (for explanations)."""
 
     base: np.ndarray
-    x: object = None
+    x: Rows | None = None
     a: np.ndarray | None = None
     b: np.ndarray | None = None
 
 
-def text_parts(model: TrainedModel | None, norms: list[str], keywords) -> TextParts:
-    """`norms`: the normalize()d texts; `keywords`: each one's keyword total. Cold start:
-    bias + hints + keywords."""
-    keywords = np.asarray(keywords, dtype=float)
+def text_parts(model: TrainedModel | None, index: TermIndex | KeywordMatcher, texts: Batch,
+               keywords: np.ndarray) -> TextParts:
+    """`keywords`: each document's keyword total. Cold start: bias + hints (`index` is
+    hints()) + keywords; trained: `index` is model.term_index() (built once per scorer)."""
     if model is None:
-        return TextParts(np.array([COLD_BIAS + HINTS.total(n) for n in norms]) + keywords)
-    x = tfidf(model.vectorizer, norms)
-    a = np.asarray(x @ model.coef, dtype=float).ravel() + model.intercept + keywords
-    b = np.asarray(x @ model.coef_b, dtype=float).ravel() + model.intercept_b
+        return TextParts(COLD_BIAS + index.totals(texts) + keywords)
+    x = index.transform(texts)
+    a = x.dot(model.coef.astype(float)) + model.intercept + keywords
+    b = x.dot(model.coef_b.astype(float)) + model.intercept_b
     return TextParts(combine(a, b), x, a, b)
 
 
@@ -224,32 +242,10 @@ def _ratio(delta, step, fn, at, eps: float = 1e-6):
     return np.where(small, slope, delta / np.where(small, 1.0, step))
 
 
-def tfidf(vectorizer, norms: list[str]):
-    """The same matrix as vectorizer.transform(norms) (sublinear tf, idf, l2 rows), built
-    with C-level lookups and duplicate summing: about twice as fast as sklearn's loop."""
-    from scipy.sparse import coo_matrix
-    from sklearn.preprocessing import normalize as l2_rows
-
-    get = vectorizer.vocabulary_.get
-    cols, lengths = array("i"), []
-    for norm in norms:
-        found = terms(norm)
-        cols.extend(map(get, found, repeat(-1)))
-        lengths.append(len(found))
-    cols = np.frombuffer(cols, dtype=np.int32)
-    rows = np.repeat(np.arange(len(norms), dtype=np.int32), lengths)
-    known = cols >= 0
-    shape = (len(norms), len(vectorizer.vocabulary_))
-    x = coo_matrix((np.ones(int(known.sum()), dtype=np.float32), (rows[known], cols[known])),
-                   shape=shape).tocsr()  # sums repeated terms into counts
-    x.data = (1.0 + np.log(x.data)) * vectorizer.idf_[x.indices].astype(np.float32)
-    return l2_rows(x, copy=False)
-
-
 def model_info(model: TrainedModel | None) -> dict:
     if model is None:
         return {"version": COLD_START_VERSION}
     return {"version": model.version, "n_train": model.n_train,
             "n_positive": model.n_positive, "vocab_hash": model.vocab_hash,
-            "vocabulary": len(model.coef), "config_hash": model.config_hash,
+            "vocabulary": len(model.vocabulary), "config_hash": model.config_hash,
             "trained_at": model.trained_at, **model.meta}

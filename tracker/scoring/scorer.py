@@ -7,17 +7,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracker.scoring.keywords import COLD_BIAS, KeywordMatcher, normalize
+from tracker.scoring.keywords import COLD_BIAS, COLD_HINT_WEIGHT, KeywordMatcher
 from tracker.scoring.labels import Doc
 from tracker.scoring.linear import sigmoid
 from tracker.scoring.model import (
     COLD_START_VERSION,
-    HINTS,
     TrainedModel,
     category_term,
+    hints,
     term_scales,
     text_parts,
 )
+from tracker.scoring.text import Batch, Lexicon, batch
 
 WHY_ITEMS = 3
 
@@ -44,74 +45,78 @@ class Explanation:
 class Scorer:
     def __init__(self, model: TrainedModel | None, keywords: Mapping[str, float]):
         self.model = model
-        self.keywords = KeywordMatcher(keywords)
+        lexicon = Lexicon()  # one token lookup per batch for all of these
+        self.keywords = KeywordMatcher(keywords, lexicon)
+        self._hints = hints(lexicon)
+        self._index = model.term_index(lexicon) if model is not None else self._hints
         self._names = model.feature_names() if model is not None else None
+        if model is not None:
+            self._coef, self._coef_b = model.coef.astype(float), model.coef_b.astype(float)
 
     @property
     def version(self) -> str:
         return self.model.version if self.model else COLD_START_VERSION
 
+    def _parts(self, texts: Batch):
+        found = self.keywords.find(texts)
+        totals = np.bincount(found[0], weights=self.keywords.vector[found[1]],
+                             minlength=texts.n)
+        return found, text_parts(self.model, self._index, texts, totals)
+
     def log_odds(self, docs: list[Doc]) -> np.ndarray:
-        norms = [normalize(d.text) for d in docs]
-        base = text_parts(self.model, norms, [self.keywords.total(n) for n in norms]).base
-        return base + np.array([category_term(self.model, d.categories) for d in docs])
+        _, parts = self._parts(batch([d.text for d in docs]))
+        return parts.base + np.array([category_term(self.model, d.categories) for d in docs])
 
     def score(self, docs: list[Doc]) -> list[Scored]:
-        """Scores in [0, 1] with a few short reasons each (top keywords/terms)."""
+        """Scores in [0, 1] with a few short reasons each (top keywords/terms), for the
+        whole batch at once: every candidate reason is a (document, value, label) row."""
         if not docs:
             return []
-        norms = [normalize(d.text) for d in docs]
-        found = [self.keywords.contributions(n) for n in norms]
-        parts = text_parts(self.model, norms, [sum(k.values()) for k in found])
+        texts = batch([d.text for d in docs])
+        (kw_doc, kw), parts = self._parts(texts)
+        cats = np.array([category_term(self.model, d.categories) for d in docs])
         scale_a = np.ones(len(docs))
         if parts.x is not None:
             _, scale_a, scale_b = term_scales(self.model, parts)
-            contrib = self._contributions(parts.x, scale_a, scale_b)
-        out = []
-        for i, (doc, norm, kws) in enumerate(zip(docs, norms, found, strict=True)):
-            cat = category_term(self.model, doc.categories)
-            reasons = [(w * scale_a[i], f'"{p}"') for p, w in kws.items() if w > 0]
-            if parts.x is not None:
-                reasons += self._top_terms(parts.x, contrib, i)
-            else:
-                reasons += [(w, p) for p, w in HINTS.contributions(norm).items()]
-            if cat > 0:
-                reasons.append((cat, "/".join(sorted(set(doc.categories)))[:40]))
-            reasons.sort(key=lambda r: -r[0])
-            logit = parts.base[i] + cat
-            out.append(Scored(float(sigmoid(logit)), tuple(r[1] for r in reasons[:WHY_ITEMS])))
-        return out
-
-    def _contributions(self, x, scale_a, scale_b) -> np.ndarray:
-        """Every stored tf-idf value times its term's effective weight, for the whole batch
-        at once (aligned with x.data)."""
-        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-        return x.data * (self.model.coef[x.indices] * scale_a[rows]
-                         + self.model.coef_b[x.indices] * scale_b[rows])
-
-    def _top_terms(self, x, contrib, i: int) -> list[tuple[float, str]]:
-        start, end = x.indptr[i], x.indptr[i + 1]
-        row = contrib[start:end]
-        best = np.argpartition(-row, WHY_ITEMS)[:WHY_ITEMS] if len(row) > WHY_ITEMS \
-            else range(len(row))
-        return [(float(row[j]), str(self._names[x.indices[start + j]]))
-                for j in best if row[j] > 0]
+            x = parts.x
+            rows = x.rows
+            value = x.data * (self._coef[x.indices] * scale_a[rows]
+                              + self._coef_b[x.indices] * scale_b[rows])
+            labels, extra = self._names, (rows, value, x.indices)
+        else:
+            h_doc, hint = self._hints.find(texts)
+            labels = self._hints.phrases
+            extra = (h_doc, np.full(len(hint), COLD_HINT_WEIGHT), hint)
+        kw_labels = [f'"{p}"' for p in self.keywords.phrases]
+        doc = np.concatenate([kw_doc, extra[0], np.arange(len(docs))])
+        value = np.concatenate([self.keywords.vector[kw] * scale_a[kw_doc], extra[1], cats])
+        source = np.concatenate([np.zeros(len(kw)), np.ones(len(extra[2])),
+                                 np.full(len(docs), 2)]).astype(int)
+        ref = np.concatenate([kw, extra[2], np.arange(len(docs))])
+        why = [[] for _ in docs]
+        for i in _top_per_doc(doc, value, WHY_ITEMS):
+            d, r = int(doc[i]), int(ref[i])
+            why[d].append(kw_labels[r] if source[i] == 0 else str(labels[r])
+                          if source[i] == 1 else "/".join(sorted(set(docs[r].categories)))[:40])
+        final = sigmoid(parts.base + cats)
+        return [Scored(float(v), tuple(w)) for v, w in zip(final, why, strict=True)]
 
     def explain(self, doc: Doc, top: int = 8) -> Explanation:
-        norm = normalize(doc.text)
-        kws = self.keywords.contributions(norm)
-        parts = text_parts(self.model, [norm], [sum(kws.values())])
+        texts = batch([doc.text])
+        (_, kw), parts = self._parts(texts)
+        kws = {self.keywords.phrases[j]: float(self.keywords.vector[j]) for j in kw}
         cat = category_term(self.model, doc.categories)
         logit = float(parts.base[0]) + cat
         kw_rows = list(kws.items())
         if parts.x is None:
-            terms = list(HINTS.contributions(norm).items())
+            terms = [(self._hints.phrases[j], COLD_HINT_WEIGHT)
+                     for j in self._hints.find(texts)[1]]
             base = COLD_BIAS
         else:
             bases, scale_a, scale_b = term_scales(self.model, parts)
             base = float(bases[0])
             kw_rows = [(p, w * float(scale_a[0])) for p, w in kws.items()]
-            weights = self.model.coef * scale_a[0] + self.model.coef_b * scale_b[0]
+            weights = self._coef * scale_a[0] + self._coef_b * scale_b[0]
             terms = [(str(self._names[j]), float(v * weights[j]))
                      for j, v in zip(parts.x.indices, parts.x.data, strict=True)]
         up = sorted((t for t in terms if t[1] > 0), key=lambda t: -t[1])[:top]
@@ -122,3 +127,15 @@ class Scorer:
                            terms_down=down, keywords=kw_rows, categories=cat,
                            other_terms=float(parts.base[0]) - base - shown
                            - sum(v for _, v in kw_rows))
+
+
+def _top_per_doc(doc: np.ndarray, value: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each document's k largest positive values, best first."""
+    keep = np.flatnonzero(value > 0)
+    order = keep[np.lexsort((-value[keep], doc[keep]))]
+    if not len(order):
+        return order
+    d = doc[order]
+    first = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    return order[rank < k]

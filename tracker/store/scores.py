@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
@@ -93,8 +93,7 @@ def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[st
     model changed. Returns how many items changed."""
     papers, posts, history = [], [], []
     for item, value, why in scored:
-        current = {"score": value, "score_model": model_version}
-        (papers if item.kind == "paper" else posts).append({"id": item.id, **current})
+        (papers if item.kind == "paper" else posts).append({"key": item.id, "value": value})
         if item.score is not None and item.score_model == model_version \
                 and abs(item.score - value) < 1e-9:
             continue
@@ -102,12 +101,14 @@ def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[st
                         "post_id": item.id if item.kind == "post" else None,
                         "value": value, "model_version": model_version,
                         "config_hash": config_hash, "why": list(why), "scored_at": now})
-    if papers:
-        session.execute(update(PaperRow), papers)  # executemany by primary key
-    if posts:
-        session.execute(update(PostRow), posts)
+    # Core statements with executemany: the ORM's bulk-by-primary-key path costs more than
+    # the SQL itself on every ingest batch.
+    for table, rows in ((PaperRow.__table__, papers), (PostRow.__table__, posts)):
+        if rows:
+            session.execute(update(table).where(table.c.id == bindparam("key"))
+                            .values(score=bindparam("value"), score_model=model_version), rows)
     if history:
-        session.execute(insert(ScoreRow), history)
+        session.execute(insert(ScoreRow.__table__), history)
     return len(history)
 
 
