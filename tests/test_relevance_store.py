@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from tests.conftest import TEST_DATA
 from tracker.cli import cli
 from tracker.config import RelevanceConfig
-from tracker.errors import InputError, NotFoundError
+from tracker.errors import InputError, NotFoundError, TrackerError
 from tracker.pipeline import App, relevance
 from tracker.store.db import transaction
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
@@ -233,3 +233,26 @@ def test_scorer_is_cached_per_app_and_reloaded_after_training(filled):
         relevance.score_new(app, session, ["2401.00001"], [])
     with app.sessions() as session:
         assert session.get(PaperRow, "2401.00001").score_model == report.version
+
+
+@pytest.mark.parametrize("content", [b"not a joblib file", b""])
+def test_corrupt_model_file_falls_back_to_cold_start_in_ingest_only(filled, cfg, caplog,
+                                                                    content, db_url, tmp_path):
+    app, post_id = filled
+    path = tmp_path / "model.joblib"
+    path.write_bytes(content)
+    with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
+        for batch in (["2401.00001", "2401.00002"], ["2401.00003"]):
+            with transaction(app.sessions) as session:
+                assert relevance.score_new(app, session, batch, [post_id]) == len(batch) + 1
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
+    papers, _, models, _ = scores_of(app)
+    assert None not in papers.values() and models == {"cold-start"}
+    for use in (lambda: relevance.explain(app, "2401.00001"), lambda: relevance.rescore(app)):
+        with pytest.raises(TrackerError, match="cannot read model file") as info:
+            use()
+        assert str(path) in str(info.value) and "tracker train" in info.value.hint
+    result = invoke(_config_file(tmp_path, db_url), "eval", "--labels", str(SMALL))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert str(path) in result.output and "tracker train" in result.output

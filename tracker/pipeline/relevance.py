@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tracker.errors import InputError, NotFoundError
+from tracker.errors import InputError, NotFoundError, TrackerError
 from tracker.pipeline import utcnow
 from tracker.store import scores as store
 from tracker.store.db import transaction
@@ -54,9 +54,12 @@ def _doc(item):
     return make_doc(item.title, item.body, item.categories)
 
 
-def scorer(app):
+def scorer(app, *, lenient: bool = False):
     """The app's scorer, loaded once and reloaded only when the model file or the config
-    keywords change (so score_new stays cheap on every ingest batch)."""
+    keywords change (so score_new stays cheap on every ingest batch). An unreadable model
+    file raises TrackerError (explain, eval, rescore, tune must not quietly use cold start);
+    with `lenient` (the ingest path: a broken file must not fail a fetch) it logs one
+    warning per file state and scores with cold start."""
     from tracker.scoring import persist
     from tracker.scoring.scorer import Scorer
 
@@ -64,13 +67,22 @@ def scorer(app):
     stamp = (path.stat().st_mtime_ns if path.is_file() else None, app.config.relevance_hash())
     cached = app.__dict__.get("_relevance_scorer")
     if cached is None or cached[0] != stamp:
-        cached = (stamp, Scorer(persist.load(path), app.config.relevance.keywords))
+        try:
+            model, problem = persist.load(path), None
+        except TrackerError as exc:
+            if not lenient:
+                raise
+            model, problem = None, exc
+            log.warning("%s; scoring with cold start until it is fixed", exc)
+        cached = (stamp, Scorer(model, app.config.relevance.keywords), problem)
         app.__dict__["_relevance_scorer"] = cached
+    elif cached[2] is not None and not lenient:
+        raise cached[2]
     return cached[1]
 
 
-def _score_items(app, session, items, now) -> tuple[int, int]:
-    current = scorer(app)
+def _score_items(app, session, items, now, *, lenient=False) -> tuple[int, int]:
+    current = scorer(app, lenient=lenient)
     results = current.score([_doc(item) for item in items])
     rows = [(item, r.score, list(r.why)) for item, r in zip(items, results, strict=True)]
     changed = store.write_scores(session, rows, model_version=current.version,
@@ -80,7 +92,7 @@ def _score_items(app, session, items, now) -> tuple[int, int]:
 
 def score_new(app, session, paper_ids: list[str], post_ids: list[int]) -> int:
     items = store.items_by_ids(session, paper_ids, post_ids)
-    return _score_items(app, session, items, utcnow())[0] if items else 0
+    return _score_items(app, session, items, utcnow(), lenient=True)[0] if items else 0
 
 
 def rescore(app, *, now: datetime | None = None, progress=None) -> tuple[int, int]:

@@ -38,4 +38,9 @@ def load(path: str | Path) -> TrainedModel | None:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT \
             or not isinstance(payload.get("model"), TrainedModel):
         raise TrackerError(f"{path} is not a model file of this tracker version", hint=_HINT)
-    return payload["model"]
+    model = payload["model"]
+    sizes = {len(model.vocabulary), len(model.idf), len(model.coef), len(model.coef_b)}
+    if len(sizes) != 1:
+        raise TrackerError(f"model file {path} is inconsistent (vocabulary and weights "
+                           "differ in size)", hint=_HINT)
+    return model
