@@ -74,3 +74,21 @@ def test_a_document_that_is_not_a_feed_is_a_source_error():
 def test_plain_text_drops_script_bodies_and_decodes_entities():
     html = "<p>a &amp; b&nbsp;<script>var x = 1;</script><b>c</b> &#8220;d&#8221;</p>"
     assert feeds.plain_text(html) == "a & b c “d”"
+
+
+def test_connection_failure_is_one_short_reason():
+    import socket
+
+    from tracker.errors import SourceError
+    from tracker.sources import feeds
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/feed"
+    with pytest.raises(SourceError) as error:
+        feeds.fetch(url, etag=None, last_modified=None, timeout=5, max_bytes=10_000,
+                    user_agent="t")
+    message = str(error.value)
+    assert message.startswith(f"cannot fetch {url}: ") and "Connection refused" in message
+    assert "HTTPConnectionPool" not in message and "\n" not in message

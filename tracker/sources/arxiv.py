@@ -25,6 +25,7 @@ import requests
 
 from tracker.errors import SourceError
 from tracker.models import Paper
+from tracker.sources import describe_request_error
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class ArxivClient:
         except requests.Timeout:
             raise Retryable(f"no answer within {self.timeout:g} s") from None
         except requests.RequestException as exc:
-            raise Retryable(f"connection failed: {type(exc).__name__}") from None
+            raise Retryable(f"connection failed: {describe_request_error(exc)}") from None
         finally:
             self._last_request = time.monotonic()
         if resp.status_code == 200:

@@ -22,6 +22,7 @@ import requests
 
 from tracker.errors import SourceError
 from tracker.models import Post
+from tracker.sources import describe_request_error
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
     except requests.Timeout:
         raise SourceError(f"no answer from {url} within {timeout:g} s") from None
     except requests.RequestException as exc:
-        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+        raise SourceError(f"cannot fetch {url}: {describe_request_error(exc)}") from None
     return FeedResponse(200, body, resp_headers, resp_headers.get("etag"),
                         resp_headers.get("last-modified"))
 
