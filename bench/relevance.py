@@ -104,7 +104,7 @@ def main() -> None:
         records += read_labels(Path(args.shared) / name)
     docs = [r.doc for r in records]
     labels = [r.label for r in records]
-    plain = [Doc(d.text) for d in docs]
+    plain = [Doc(d.text, title=d.title) for d in docs]
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(docs, labels))
     print(f"{len(docs)} records, {sum(y == 2 for y in labels)} positive (label 2); "
           "5-fold stratified CV (by label): mean over folds | pooled out-of-fold scores")

@@ -117,7 +117,7 @@ def test_missing_categories_carry_no_signal():
         labels.append(0)
     trained = train(docs, labels)
     assert category_term(trained, ()) == 0.0
-    text_only = train([Doc(d.text) for d in docs], labels)
+    text_only = train([Doc(d.text, title=d.title) for d in docs], labels)
     probe = [make_doc("Transformers", "Transformers detect objects in cortex.")]
     assert Scorer(trained, {}).score(probe)[0].score == pytest.approx(
         Scorer(text_only, {}).score(probe)[0].score, abs=1e-6)

@@ -124,8 +124,8 @@ def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] |
     y = (labels == 2).astype(int)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("training needs both relevant (label 2) and other examples")
-    texts = batch([d.text for d in docs])
-    norms = [normalize(d.text) for d in docs]
+    texts = batch([d.model_text for d in docs])
+    norms = [normalize(d.model_text) for d in docs]
     offset = KeywordMatcher(keywords or {}).totals(texts)
     vectorizer = make_vectorizer(len(docs))
     x = vectorizer.fit_transform(norms)

@@ -64,7 +64,7 @@ class Scorer:
         return found, text_parts(self.model, self._index, texts, totals)
 
     def log_odds(self, docs: list[Doc]) -> np.ndarray:
-        _, parts = self._parts(batch([d.text for d in docs]))
+        _, parts = self._parts(batch([d.model_text for d in docs]))
         return parts.base + np.array([category_term(self.model, d.categories) for d in docs])
 
     def score(self, docs: list[Doc]) -> list[Scored]:
@@ -72,7 +72,7 @@ class Scorer:
         whole batch at once: every candidate reason is a (document, value, label) row."""
         if not docs:
             return []
-        texts = batch([d.text for d in docs])
+        texts = batch([d.model_text for d in docs])
         (kw_doc, kw), parts = self._parts(texts)
         cats = np.array([category_term(self.model, d.categories) for d in docs])
         scale_a = np.ones(len(docs))
@@ -102,7 +102,7 @@ class Scorer:
         return [Scored(float(v), tuple(w)) for v, w in zip(final, why, strict=True)]
 
     def explain(self, doc: Doc, top: int = 8) -> Explanation:
-        texts = batch([doc.text])
+        texts = batch([doc.model_text])
         (_, kw), parts = self._parts(texts)
         kws = {self.keywords.phrases[j]: float(self.keywords.vector[j]) for j in kw}
         cat = category_term(self.model, doc.categories)
