@@ -70,6 +70,8 @@ def cross_validate(method, docs, labels, folds):
     out = {k: float(np.mean([r[k] for r in rows]))
            for k in ("average_precision", "precision_at_20", "roc_auc")}
     whole = evaluate(pooled, labels, threshold=0.0)
+    out["folds"] = " ".join(f"{r['average_precision']:.3f}/{r['precision_at_20']:.2f}"
+                            for r in rows)
     return {**out, "pooled_ap": whole["average_precision"],
             "pooled_p20": whole["precision_at_20"], "pooled_p50": whole["precision_at_50"]}
 
@@ -78,6 +80,8 @@ def line(name, m):
     print(f"  {name:40s} AP {m['average_precision']:.3f}  P@20 {m['precision_at_20']:.3f}"
           f"  ROC AUC {m['roc_auc']:.3f} | pooled AP {m['pooled_ap']:.3f}"
           f"  P@20 {m['pooled_p20']:.3f}  P@50 {m['pooled_p50']:.3f}", flush=True)
+    if name.startswith("tracker"):
+        print(f"  {'':40s} per fold AP/P@20: {m['folds']}", flush=True)
 
 
 def speed(n: int, docs, labels):

@@ -183,3 +183,20 @@ def test_label_file_format_matches_shared_data(shared_dir):
     assert len(records) == 320 and {r.label for r in records} == {0, 1, 2}
     first = json.loads((shared_dir / "data" / "neuroai_dev.jsonl").read_text().splitlines()[0])
     assert set(first) >= {"id", "title", "abstract", "categories", "label"}
+
+
+def test_scoring_a_saved_model_imports_neither_sklearn_nor_scipy(model, tmp_path):
+    """Scoring runs in every ingest batch: loading sklearn (~1.5 s) there is a real cost."""
+    import subprocess
+    import sys
+
+    path = persist.save(model, tmp_path / "model.joblib")
+    code = ("import sys; from tracker.scoring import persist; "
+            "from tracker.scoring.scorer import Scorer; "
+            "from tracker.scoring.labels import make_doc; "
+            f"s = Scorer(persist.load({str(path)!r}), {{'brain': 1.0}}); "
+            "print(s.score([make_doc('Cortex', 'Spiking neurons.')])[0].score > 0, "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "True []"
