@@ -94,10 +94,12 @@ class Scorer:
                                  np.full(len(docs), 2)]).astype(int)
         ref = np.concatenate([kw, extra[2], np.arange(len(docs))])
         why = [[] for _ in docs]
-        for i in _top_per_doc(doc, value, WHY_ITEMS):
-            d, r = int(doc[i]), int(ref[i])
-            why[d].append(kw_labels[r] if source[i] == 0 else str(labels[r])
-                          if source[i] == 1 else "/".join(sorted(set(docs[r].categories)))[:40])
+        top = _top_per_doc(doc, value, WHY_ITEMS)
+        names = (kw_labels, labels)
+        for d, src, r in zip(doc[top].tolist(), source[top].tolist(), ref[top].tolist(),
+                             strict=True):
+            why[d].append(names[src][r] if src < 2
+                          else "/".join(sorted(set(docs[r].categories)))[:40])
         final = sigmoid(parts.base + cats)
         return [Scored(float(v), tuple(w)) for v, w in zip(final, why, strict=True)]
 

@@ -29,20 +29,22 @@ class StoredItem:
         return str(self.id) if self.kind == "paper" else f"post:{self.id}"
 
 
+# first_seen_at only where it is used (tune): decoding a timestamp per row is a visible part
+# of scoring every ingest batch.
 _PAPER_COLS = (PaperRow.id, PaperRow.title, PaperRow.abstract, PaperRow.categories,
-               PaperRow.score, PaperRow.score_model, PaperRow.first_seen_at)
+               PaperRow.score, PaperRow.score_model)
 _POST_COLS = (PostRow.id, PostRow.title, PostRow.summary_text, PostRow.score,
-              PostRow.score_model, PostRow.first_seen_at)
+              PostRow.score_model)
 
 
 def _paper(row) -> StoredItem:
     return StoredItem("paper", row.id, row.title, row.abstract, tuple(row.categories or ()),
-                      row.score, row.score_model, row.first_seen_at)
+                      row.score, row.score_model, row._mapping.get("first_seen_at"))
 
 
 def _post(row) -> StoredItem:
     return StoredItem("post", row.id, row.title, row.summary_text or "", (), row.score,
-                      row.score_model, row.first_seen_at)
+                      row.score_model, row._mapping.get("first_seen_at"))
 
 
 def _rows(session: Session, query):
@@ -90,8 +92,10 @@ def post_batch(session: Session, after: int | None, limit: int) -> list[StoredIt
 
 def recent_items(session: Session, since: datetime) -> list[StoredItem]:
     """Items first stored at or after `since` (what recent digests chose from)."""
-    papers = session.execute(select(*_PAPER_COLS).where(PaperRow.first_seen_at >= since))
-    posts = session.execute(select(*_POST_COLS).where(PostRow.first_seen_at >= since))
+    papers = session.execute(select(*_PAPER_COLS, PaperRow.first_seen_at)
+                             .where(PaperRow.first_seen_at >= since))
+    posts = session.execute(select(*_POST_COLS, PostRow.first_seen_at)
+                            .where(PostRow.first_seen_at >= since))
     return [_paper(r) for r in papers] + [_post(r) for r in posts]
 
 
