@@ -97,8 +97,8 @@ class TrainedModel:
 
 def terms(norm: str) -> list[str]:
     """Unigrams and bigrams of a normalize()d text, without stop words and single
-    characters. Our own analyzer, fed the text already normalized for keyword matching: faster
-    than sklearn's regex tokenizer plus n-gram loop, which dominate scoring time."""
+    characters: the analyzer the vectorizer is fitted with at training time. Scoring gets the
+    same terms from text.TermIndex, batch-wise (tested equal to sklearn's transform)."""
     stop = stop_words()
     tokens = [t for t in norm.split() if t not in stop]
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
