@@ -281,3 +281,23 @@ def test_migration_indexes_existing_rows_and_downgrades(db_url):
     assert found("grid cells") == ["2501.00001"]
     db.check_drift(engine)
     engine.dispose()
+
+
+def test_sqlite_bm25_weights_are_the_rank_migration_0002_configures(sqlite_url):
+    """The query calls bm25() with weights kept in search.py; they must stay the ones
+    0002 stores as each FTS table's `rank`, or the two would rank differently."""
+    import re
+
+    from tracker.store import db
+    from tracker.store.search import PAPERS as PAPER_SIDE
+    from tracker.store.search import POSTS as POST_SIDE
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        for side in (PAPER_SIDE, POST_SIDE):
+            rank = conn.exec_driver_sql(
+                f"SELECT v FROM {side.fts}_config WHERE k = 'rank'").scalar()
+            args = re.fullmatch(r"bm25\((.*)\)", rank).group(1)
+            assert tuple(float(a) for a in args.split(",")) == side.weights
+    engine.dispose()

@@ -72,6 +72,9 @@ class _Side:
     fts: str  # SQLite FTS5 table (rowid = the table's `rowid_col`)
     rowid_col: str
     author_col: str
+    # bm25 column weights (title, text, author): the same as the `rank` that migration 0002
+    # configures (a test checks); the query calls bm25() with them (see _match_sqlite)
+    weights: tuple[float, ...] = (4.0, 1.0, 2.0)
 
     @property
     def table(self):
@@ -126,6 +129,8 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     elif node is not None or author is not None:
         cut = top if ranked and not where else None
         stmt, rank = _match_sqlite(stmt, side, node, author, cut)
+    if not ranked:  # not sorted by rank: do not compute it for every row
+        rank = cast(null(), Float)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
     # No tie-breakers inside an arm: they would stop SQLite from reading the date or
     # score index in order; the merged page below is ordered with full tie-breakers.
@@ -138,14 +143,18 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None):
     parts = [q.to_fts5(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_fts5(author, column=side.author_col))
-    fts = table(side.fts, column("rowid"), column("rank"))
-    hits = select(fts.c.rowid, fts.c.rank).where(
-        literal_column(side.fts).op("MATCH")(literal(" AND ".join(parts), String)))
+    fts = table(side.fts, column("rowid"))
+    match = literal_column(side.fts).op("MATCH")(literal(" AND ".join(parts), String))
+    # bm25() rather than FTS5's `rank` column: the same function and weights, but FTS5
+    # answers ORDER BY rank by sorting every match itself, and computes `rank` more slowly;
+    # bm25() goes through SQLite's top-N sort (about 1.5-2x faster on common terms).
+    rank = func.bm25(literal_column(side.fts), *(literal_column(repr(w)) for w in side.weights))
+    hits = select(fts.c.rowid, rank.label("bm25")).where(match)
     if cut is not None:  # nothing to filter on: rank inside FTS5, join only the top rows
-        hits = hits.order_by(fts.c.rank).limit(cut)
+        hits = hits.order_by(literal_column("bm25")).limit(cut)
     hits = hits.subquery()
     stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
-    return stmt, hits.c.rank  # bm25 with per-column weights (set by 0002): lower is better
+    return stmt, hits.c.bm25  # lower is better
 
 
 def _match_postgres(stmt, side: _Side, node, author):
