@@ -128,8 +128,8 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
         stmt, rank = _match_postgres(stmt, side, node, author)
     elif node is not None or author is not None:
         cut = top if ranked and not where else None
-        stmt, rank = _match_sqlite(stmt, side, node, author, cut)
-    if not ranked:  # not sorted by rank: do not compute it for every row
+        stmt, rank = _match_sqlite(stmt, side, node, author, cut, ranked)
+    if not ranked:  # sorted by score or date: no rank to compute
         rank = cast(null(), Float)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
     # No tie-breakers inside an arm: they would stop SQLite from reading the date or
@@ -139,7 +139,7 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
-def _match_sqlite(stmt, side: _Side, node, author, cut: int | None):
+def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool):
     parts = [q.to_fts5(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_fts5(author, column=side.author_col))
@@ -149,12 +149,12 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None):
     # answers ORDER BY rank by sorting every match itself, and computes `rank` more slowly;
     # bm25() goes through SQLite's top-N sort (about 1.5-2x faster on common terms).
     rank = func.bm25(literal_column(side.fts), *(literal_column(repr(w)) for w in side.weights))
-    hits = select(fts.c.rowid, rank.label("bm25")).where(match)
+    hits = select(fts.c.rowid, *([rank.label("bm25")] if ranked else [])).where(match)
     if cut is not None:  # nothing to filter on: rank inside FTS5, join only the top rows
         hits = hits.order_by(literal_column("bm25")).limit(cut)
     hits = hits.subquery()
     stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
-    return stmt, hits.c.bm25  # lower is better
+    return stmt, hits.c.bm25 if ranked else None  # lower is better
 
 
 def _match_postgres(stmt, side: _Side, node, author):
