@@ -48,12 +48,15 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"the driver for {parsed.drivername} is not installed ({exc.name})",
             hint="pip install 'neuroai-tracker[postgres]'",
         ) from None
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _postgres_settings)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -70,6 +73,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+def _postgres_settings(dbapi_conn, _record) -> None:
+    # The default random_page_cost (4) models spinning disks and makes the planner read a
+    # whole large table (detoasting every tsvector) rather than use the GIN index for a
+    # common search term; 1.1 suits SSDs and cached data (halves search p95 on 300k papers).
+    cursor = dbapi_conn.cursor()
+    cursor.execute("SET random_page_cost = 1.1")
+    cursor.close()
+    dbapi_conn.commit()  # a SET inside a transaction that is later rolled back is undone
 
 
 def _alembic_config(engine: Engine):
