@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.config import Config
 from tracker.store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def utcnow() -> datetime:
@@ -32,12 +35,18 @@ class App:
         return db.make_engine(self.config.database_url)
 
     @property
-    def sessions(self) -> sessionmaker[Session]:
-        """Session factory for a database at the current schema (created if brand new)."""
+    def database(self) -> Engine:
+        """The engine of a database at the current schema (created if brand new); for
+        read-only Core queries, which need no ORM session."""
         if not self._checked:
             db.ensure_schema(self.engine)
             self._checked = True
-        return db.session_factory(self.engine)
+        return self.engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Session factory for a database at the current schema (created if brand new)."""
+        return db.session_factory(self.database)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

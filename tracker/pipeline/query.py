@@ -1,5 +1,6 @@
 """Use cases for querying the store: search, show one item, export everything.
-Read-only; each opens its own session. The SQL is in tracker/store/search.py."""
+Read-only; each opens its own connection (Core only: no ORM import, so the commands start
+fast). The SQL is in tracker/store/search.py."""
 
 from __future__ import annotations
 
@@ -16,30 +17,30 @@ __all__ = ["Filters", "export", "search", "show"]
 
 def search(app: App, text: str | None, filters: Filters | None = None, *,
            sort: str = "relevance", limit: int = 50, offset: int = 0) -> list[dict]:
-    with _reading(app) as session:
-        return store.search(session, text, filters or Filters(), sort=sort, limit=limit,
+    with _reading(app) as conn:
+        return store.search(conn, text, filters or Filters(), sort=sort, limit=limit,
                             offset=offset)
 
 
 def show(app: App, item_id: str) -> dict:
-    with _reading(app) as session:
-        return store.show(session, item_id)
+    with _reading(app) as conn:
+        return store.show(conn, item_id)
 
 
 def export(app: App) -> Iterator[dict]:
-    """Every item, streamed; the session stays open while the caller iterates."""
-    with _reading(app) as session:
-        yield from store.export(session)
+    """Every item, streamed; the connection stays open while the caller iterates."""
+    with _reading(app) as conn:
+        yield from store.export(conn)
 
 
 @contextmanager
 def _reading(app: App) -> Iterator:
-    """A session for reading; a database failure becomes one StoreError line."""
+    """A connection for reading; a database failure becomes one StoreError line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        with app.sessions() as session:
-            yield session
+        with app.database.connect() as conn:
+            yield conn
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         first = (str(orig).splitlines() or [type(orig).__name__])[0]

@@ -8,14 +8,17 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.config import mask_url
 from tracker.errors import SchemaOutdatedError, StoreError
+
+if TYPE_CHECKING:  # the ORM is imported only by commands that use sessions
+    from sqlalchemy.orm import Session, sessionmaker
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -195,6 +198,8 @@ def _first_line(error: object) -> str:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -1,6 +1,11 @@
 """SQLAlchemy 2.0 schema for the whole product. Migrations in migrations/ must match it
 (tests run `alembic check`).
 
+The tables are plain SQLAlchemy Core `Table`s (`papers`, `posts`, ...), so read-only paths
+such as `tracker search` never import the ORM. The ORM classes (`PaperRow`, `PostRow`, ...,
+and `Base`) are mapped onto those same tables the first time one of them is imported:
+`from tracker.store.schema import PaperRow` works as usual, and costs the ORM import once.
+
 Items are papers (key: version-less arXiv id) and blog posts (key: integer id; identity is
 (feed, guid)). Tables that refer to "an item" carry two nullable foreign keys, paper_id and
 post_id, with a check that exactly one is set, so the database itself keeps them honest.
@@ -8,22 +13,24 @@ post_id, with a check that exactly one is set, so the database itself keeps them
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import threading
+from datetime import UTC
 
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -32,6 +39,7 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
 
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
@@ -58,194 +66,199 @@ Timestamp = UTCDateTime()
 ONE_ITEM = "(paper_id IS NULL) <> (post_id IS NULL)"
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class PaperRow(Base):
-    __tablename__ = "papers"
+def _col(name: str, type_, *args, null: bool = False, **kwargs) -> Column:
+    """A column; NOT NULL unless null=True (primary keys are never null)."""
+    return Column(name, type_, *args, nullable=null, **kwargs)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer)
-    title: Mapped[str] = mapped_column(Text)
-    abstract: Mapped[str] = mapped_column(Text)
-    authors: Mapped[list] = mapped_column(JSON, default=list)
-    categories: Mapped[list] = mapped_column(JSON, default=list)
-    primary_category: Mapped[str | None] = mapped_column(String(32))
-    published: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
-    updated: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
-    doi: Mapped[str | None] = mapped_column(String(255))
-    journal_ref: Mapped[str | None] = mapped_column(Text)
-    comment: Mapped[str | None] = mapped_column(Text)
-    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+def _ref(name: str, target: str, *, null: bool = False, **kwargs) -> Column:
+    """A foreign key column (type taken from the target) that cascades deletes."""
+    return Column(name, ForeignKey(target, ondelete="CASCADE"), nullable=null, **kwargs)
+
+
+papers = Table(
+    "papers", metadata,
+    _col("id", String(64), primary_key=True),
+    _col("version", Integer),
+    _col("title", Text),
+    _col("abstract", Text),
+    _col("authors", JSON, default=list),
+    _col("categories", JSON, default=list),
+    _col("primary_category", String(32), null=True),
+    _col("published", Timestamp, null=True, index=True),
+    _col("updated", Timestamp, null=True, index=True),
+    _col("doi", String(255), null=True),
+    _col("journal_ref", Text, null=True),
+    _col("comment", Text, null=True),
+    _col("first_seen_at", Timestamp, index=True),
     # When the current version was stored; differs from first_seen_at for updates.
-    version_seen_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    _col("version_seen_at", Timestamp, index=True),
     # Current relevance score (history in `scores`), denormalised for fast filters and sorts.
-    score: Mapped[float | None] = mapped_column(Float, index=True)
-    score_model: Mapped[str | None] = mapped_column(String(64))
+    _col("score", Float, null=True, index=True),
+    _col("score_model", String(64), null=True),
+)
+
+paper_versions = Table(
+    "paper_versions", metadata,
+    _ref("paper_id", "papers.id", primary_key=True),
+    _col("version", Integer, primary_key=True),
+    _col("title", Text),
+    _col("updated", Timestamp, null=True),
+    _col("seen_at", Timestamp),
+)
+
+posts = Table(
+    "posts", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("feed", String(128), index=True),
+    _col("guid", String(1024)),
+    _col("link", Text, null=True),
+    _col("title", Text),
+    _col("author", Text, null=True),
+    _col("summary_text", Text, default=""),
+    _col("content_html", Text, default=""),  # sanitized with nh3
+    _col("published", Timestamp, null=True, index=True),
+    _col("first_seen_at", Timestamp, index=True),
+    _col("score", Float, null=True, index=True),
+    _col("score_model", String(64), null=True),
+    UniqueConstraint("feed", "guid"),
+)
+
+# An arXiv id or DOI mentioned in a post; joined to papers at query time, so a post links
+# to a paper even when the paper is stored after the post.
+post_refs = Table(
+    "post_refs", metadata,
+    _ref("post_id", "posts.id", primary_key=True),
+    _col("kind", String(8), primary_key=True),  # arxiv | doi
+    _col("value", String(255), primary_key=True, index=True),
+)
+
+# Per-source cursor and health. name is 'arxiv' or a feed name.
+source_state = Table(
+    "source_state", metadata,
+    _col("name", String(128), primary_key=True),
+    _col("kind", String(16)),  # arxiv | feed
+    _col("cursor", Timestamp, null=True),
+    _col("etag", Text, null=True),
+    _col("last_modified", Text, null=True),
+    _col("last_attempt_at", Timestamp, null=True),
+    _col("last_success_at", Timestamp, null=True),
+    _col("last_error", Text, null=True),
+    _col("last_error_at", Timestamp, null=True),
+    _col("last_warning", Text, null=True),
+    _col("consecutive_failures", Integer, default=0),
+)
+
+# Score history: one row per (item, scoring run that changed it).
+scores = Table(
+    "scores", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _ref("paper_id", "papers.id", null=True, index=True),
+    _ref("post_id", "posts.id", null=True, index=True),
+    _col("value", Float),
+    _col("model_version", String(64)),
+    _col("config_hash", String(32)),
+    _col("why", JSON, default=list),  # top terms/keywords, short strings
+    _col("scored_at", Timestamp),
+    CheckConstraint(ONE_ITEM, name="one_item"),
+)
+
+# User feedback: this item is relevant / irrelevant.
+labels = Table(
+    "labels", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _ref("paper_id", "papers.id", null=True),
+    _ref("post_id", "posts.id", null=True),
+    _col("label", String(16)),
+    _col("created_at", Timestamp),
+    CheckConstraint(ONE_ITEM, name="one_item"),
+    CheckConstraint("label IN ('relevant', 'irrelevant')", name="label_value"),
+    UniqueConstraint("paper_id"),
+    UniqueConstraint("post_id"),
+)
+
+# The send ledger. A period is claimed by inserting its row (unique period_end), so two
+# senders racing for the same period cannot both send.
+digests = Table(
+    "digests", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("period_start", Timestamp),
+    _col("period_end", Timestamp),
+    _col("status", String(16)),
+    _col("message_id", String(255), null=True),
+    _col("recipients", JSON, default=list),
+    _col("created_at", Timestamp),
+    _col("sent_at", Timestamp, null=True),
+    _col("error", Text, null=True),
+    UniqueConstraint("period_end"),
+    CheckConstraint("status IN ('sending', 'sent', 'failed')", name="status_value"),
+)
+
+digest_items = Table(
+    "digest_items", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _ref("digest_id", "digests.id", index=True),
+    _ref("paper_id", "papers.id", null=True, index=True),
+    _ref("post_id", "posts.id", null=True, index=True),
+    _col("position", Integer),
+    _col("section", Text, default=""),
+    _col("score", Float, null=True),
+    CheckConstraint(ONE_ITEM, name="one_item"),
+)
+
+job_runs = Table(
+    "job_runs", metadata,
+    _col("id", Integer, primary_key=True, autoincrement=True),
+    _col("job", String(64), index=True),
+    _col("started_at", Timestamp, index=True),
+    _col("finished_at", Timestamp, null=True),
+    _col("outcome", String(16)),  # running | ok | failed | abandoned
+    _col("counts", JSON, default=dict),
+    _col("error", Text, null=True),
+    _col("host", String(255), null=True),
+    _col("pid", Integer, null=True),
+)
+
+# A named lease in the database, so two workers never run the same job at once. A holder
+# that crashed stops blocking others once expires_at has passed.
+locks = Table(
+    "locks", metadata,
+    _col("name", String(64), primary_key=True),
+    _col("holder", String(255)),
+    _col("acquired_at", Timestamp),
+    _col("expires_at", Timestamp),
+)
 
 
-class PaperVersionRow(Base):
-    __tablename__ = "paper_versions"
+# --- ORM classes, mapped onto the tables above on first import ----------------------------
 
-    paper_id: Mapped[str] = mapped_column(
-        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
-    )
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    title: Mapped[str] = mapped_column(Text)
-    updated: Mapped[datetime | None] = mapped_column(Timestamp)
-    seen_at: Mapped[datetime] = mapped_column(Timestamp)
-
-
-class PostRow(Base):
-    __tablename__ = "posts"
-    __table_args__ = (UniqueConstraint("feed", "guid"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    feed: Mapped[str] = mapped_column(String(128), index=True)
-    guid: Mapped[str] = mapped_column(String(1024))
-    link: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str] = mapped_column(Text)
-    author: Mapped[str | None] = mapped_column(Text)
-    summary_text: Mapped[str] = mapped_column(Text, default="")
-    content_html: Mapped[str] = mapped_column(Text, default="")  # sanitized with nh3
-    published: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
-    first_seen_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
-    score: Mapped[float | None] = mapped_column(Float, index=True)
-    score_model: Mapped[str | None] = mapped_column(String(64))
+_ORM_TABLES = {
+    "PaperRow": papers, "PaperVersionRow": paper_versions, "PostRow": posts,
+    "PostRefRow": post_refs, "SourceStateRow": source_state, "ScoreRow": scores,
+    "LabelRow": labels, "DigestRow": digests, "DigestItemRow": digest_items,
+    "JobRunRow": job_runs, "LockRow": locks,
+}
+_orm_lock = threading.Lock()
 
 
-class PostRefRow(Base):
-    """An arXiv id or DOI mentioned in a post; joined to papers at query time, so a post
-    links to a paper even when the paper is stored after the post."""
-
-    __tablename__ = "post_refs"
-
-    post_id: Mapped[int] = mapped_column(
-        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
-    )
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # arxiv | doi
-    value: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+def __getattr__(name: str):
+    if name != "Base" and name not in _ORM_TABLES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _orm_lock:
+        if "Base" not in globals():
+            _map_orm_classes()
+    return globals()[name]
 
 
-class SourceStateRow(Base):
-    """Per-source cursor and health. name is 'arxiv' or a feed name."""
+def _map_orm_classes() -> None:
+    from sqlalchemy.orm import DeclarativeBase
 
-    __tablename__ = "source_state"
+    class Base(DeclarativeBase):
+        metadata = globals()["metadata"]
 
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # arxiv | feed
-    cursor: Mapped[datetime | None] = mapped_column(Timestamp)
-    etag: Mapped[str | None] = mapped_column(Text)
-    last_modified: Mapped[str | None] = mapped_column(Text)
-    last_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_success_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    last_warning: Mapped[str | None] = mapped_column(Text)
-    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class ScoreRow(Base):
-    """Score history: one row per (item, scoring run that changed it)."""
-
-    __tablename__ = "scores"
-    __table_args__ = (CheckConstraint(ONE_ITEM, name="one_item"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    paper_id: Mapped[str | None] = mapped_column(
-        ForeignKey("papers.id", ondelete="CASCADE"), index=True
-    )
-    post_id: Mapped[int | None] = mapped_column(
-        ForeignKey("posts.id", ondelete="CASCADE"), index=True
-    )
-    value: Mapped[float] = mapped_column(Float)
-    model_version: Mapped[str] = mapped_column(String(64))
-    config_hash: Mapped[str] = mapped_column(String(32))
-    why: Mapped[list] = mapped_column(JSON, default=list)  # top terms/keywords, short strings
-    scored_at: Mapped[datetime] = mapped_column(Timestamp)
-
-
-class LabelRow(Base):
-    """User feedback: this item is relevant / irrelevant."""
-
-    __tablename__ = "labels"
-    __table_args__ = (
-        CheckConstraint(ONE_ITEM, name="one_item"),
-        CheckConstraint("label IN ('relevant', 'irrelevant')", name="label_value"),
-        UniqueConstraint("paper_id"),
-        UniqueConstraint("post_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    paper_id: Mapped[str | None] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
-    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
-    label: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(Timestamp)
-
-
-class DigestRow(Base):
-    """The send ledger. A period is claimed by inserting its row (unique period_end), so two
-    senders racing for the same period cannot both send."""
-
-    __tablename__ = "digests"
-    __table_args__ = (
-        UniqueConstraint("period_end"),
-        CheckConstraint("status IN ('sending', 'sent', 'failed')", name="status_value"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    period_start: Mapped[datetime] = mapped_column(Timestamp)
-    period_end: Mapped[datetime] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(String(16))
-    message_id: Mapped[str | None] = mapped_column(String(255))
-    recipients: Mapped[list] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(Timestamp)
-    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    error: Mapped[str | None] = mapped_column(Text)
-
-
-class DigestItemRow(Base):
-    __tablename__ = "digest_items"
-    __table_args__ = (CheckConstraint(ONE_ITEM, name="one_item"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    digest_id: Mapped[int] = mapped_column(
-        ForeignKey("digests.id", ondelete="CASCADE"), index=True
-    )
-    paper_id: Mapped[str | None] = mapped_column(
-        ForeignKey("papers.id", ondelete="CASCADE"), index=True
-    )
-    post_id: Mapped[int | None] = mapped_column(
-        ForeignKey("posts.id", ondelete="CASCADE"), index=True
-    )
-    position: Mapped[int] = mapped_column(Integer)
-    section: Mapped[str] = mapped_column(Text, default="")
-    score: Mapped[float | None] = mapped_column(Float)
-
-
-class JobRunRow(Base):
-    __tablename__ = "job_runs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job: Mapped[str] = mapped_column(String(64), index=True)
-    started_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
-    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    outcome: Mapped[str] = mapped_column(String(16))  # running | ok | failed | abandoned
-    counts: Mapped[dict] = mapped_column(JSON, default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
-    host: Mapped[str | None] = mapped_column(String(255))
-    pid: Mapped[int | None] = mapped_column(Integer)
-
-
-class LockRow(Base):
-    """A named lease in the database, so two workers never run the same job at once.
-    A holder that crashed stops blocking others once expires_at has passed."""
-
-    __tablename__ = "locks"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(255))
-    acquired_at: Mapped[datetime] = mapped_column(Timestamp)
-    expires_at: Mapped[datetime] = mapped_column(Timestamp)
-
+    rows = {name: type(name, (Base,), {"__table__": table, "__module__": __name__})
+            for name, table in _ORM_TABLES.items()}
+    globals().update(rows, Base=Base)

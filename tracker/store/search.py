@@ -5,6 +5,9 @@ Each item table is searched by its own SELECT that is already sorted and cut to
 offset + limit rows; the two are merged with UNION ALL and cut again, so a page costs two
 small top-N queries however large the store is. The page's full rows are then loaded by
 primary key. User text only ever reaches the database as bound parameters.
+
+Core only (no ORM import, so the command starts fast): each function takes a Connection,
+or a Session, which runs the same statements.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    Table,
     cast,
     column,
     exists,
@@ -30,19 +34,18 @@ from sqlalchemy import (
     table,
     union_all,
 )
-from sqlalchemy.orm import Session
 
 from tracker.errors import NotFoundError
 from tracker.store import search_query as q
 from tracker.store.schema import (
-    DigestItemRow,
-    DigestRow,
-    LabelRow,
-    PaperRow,
-    PaperVersionRow,
-    PostRefRow,
-    PostRow,
-    ScoreRow,
+    digest_items,
+    digests,
+    labels,
+    paper_versions,
+    papers,
+    post_refs,
+    posts,
+    scores,
 )
 
 SORTS = ("relevance", "score", "date")
@@ -68,7 +71,7 @@ class _Side:
     """How one item table is searched."""
 
     kind: str
-    row: type
+    table: Table
     fts: str  # SQLite FTS5 table (rowid = the table's `rowid_col`)
     rowid_col: str
     author_col: str
@@ -76,28 +79,28 @@ class _Side:
     # configures (a test checks); the query calls bm25() with them (see _match_sqlite)
     weights: tuple[float, ...] = (4.0, 1.0, 2.0)
 
-    @property
-    def table(self):
-        return self.row.__table__
-
     def date(self):  # posts may lack a date; papers always have one (and an index on it)
         if self.kind == "paper":
             return self.table.c.published
         return func.coalesce(self.table.c.published, self.table.c.first_seen_at)
 
 
-PAPERS = _Side("paper", PaperRow, "papers_fts", "rowid", "authors")
-POSTS = _Side("post", PostRow, "posts_fts", "id", "author")
+PAPERS = _Side("paper", papers, "papers_fts", "rowid", "authors")
+POSTS = _Side("post", posts, "posts_fts", "id", "author")
 
 
-def search(session: Session, text: str | None, filters: Filters, *, sort: str = "relevance",
+def _dialect(conn) -> str:
+    return (conn.dialect if hasattr(conn, "dialect") else conn.get_bind().dialect).name
+
+
+def search(conn, text: str | None, filters: Filters, *, sort: str = "relevance",
            limit: int = 50, offset: int = 0) -> list[dict]:
     """One page of matching items, best first, as item dicts (see item_dict)."""
     node = q.parse(text)
     author = q.words_query(filters.author or "")
     if filters.author and author is None:
         return []  # an author filter of punctuation or common words only
-    pg = session.get_bind().dialect.name == "postgresql"
+    pg = _dialect(conn) == "postgresql"
     sides = []
     if filters.kind in (None, "paper") and not filters.feed:
         sides.append(PAPERS)
@@ -110,8 +113,8 @@ def search(session: Session, text: str | None, filters: Filters, *, sort: str = 
     page = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
     stmt = select(page.c.kind, page.c.paper_id, page.c.post_id)
     stmt = stmt.order_by(*_order(page.c, sort, ranked, pg)).limit(limit).offset(offset)
-    keys = session.execute(stmt).all()
-    return load_items(session, [(k.kind, k.paper_id or k.post_id) for k in keys])
+    keys = conn.execute(stmt).all()
+    return load_items(conn, [(k.kind, k.paper_id or k.post_id) for k in keys])
 
 
 def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranked: bool,
@@ -180,8 +183,8 @@ def _filters(side: _Side, f: Filters, pg: bool) -> list:
     if f.feed is not None:
         out.append(t.c.feed == f.feed)
     if f.labelled is not None:
-        owner = LabelRow.paper_id if side.kind == "paper" else LabelRow.post_id
-        out.append(exists().where(owner == t.c.id, LabelRow.label == f.labelled))
+        owner = labels.c.paper_id if side.kind == "paper" else labels.c.post_id
+        out.append(exists().where(owner == t.c.id, labels.c.label == f.labelled))
     if f.categories:
         fn = func.json_array_elements_text if pg else func.json_each
         values = fn(t.c.categories).table_valued("value")
@@ -207,8 +210,8 @@ def _order(c, sort: str, ranked: bool, pg: bool) -> list:
 # --- rows -> item dicts -----------------------------------------------------------------
 
 def item_dict(kind: str, row, label: str | None = None) -> dict:
-    """The public shape of an item (JSON, CSV, feeds) from a papers or posts row (ORM or
-    Core). Datetimes stay datetimes here."""
+    """The public shape of an item (JSON, CSV, feeds) from a papers or posts row (Core or
+    ORM). Datetimes stay datetimes here."""
     if kind == "paper":
         return {
             "id": row.id, "kind": "paper", "title": row.title, "url": ARXIV_ABS + row.id,
@@ -227,25 +230,24 @@ def item_dict(kind: str, row, label: str | None = None) -> dict:
     }
 
 
-def load_items(session: Session, keys: list[tuple[str, object]]) -> list[dict]:
+def load_items(conn, keys: list[tuple[str, object]]) -> list[dict]:
     """Item dicts for (kind, key) pairs, in the given order."""
     paper_ids = [key for kind, key in keys if kind == "paper"]
     post_ids = [key for kind, key in keys if kind == "post"]
-    rows = {}  # plain Core rows: a page is read, never modified, so no ORM bookkeeping
-    papers, posts = PaperRow.__table__, PostRow.__table__
+    rows = {}
     if paper_ids:
         rows.update((("paper", r.id), r) for r in
-                    session.execute(select(papers).where(papers.c.id.in_(paper_ids))))
+                    conn.execute(select(papers).where(papers.c.id.in_(paper_ids))))
     if post_ids:
         rows.update((("post", r.id), r) for r in
-                    session.execute(select(posts).where(posts.c.id.in_(post_ids))))
-    labels = {}
+                    conn.execute(select(posts).where(posts.c.id.in_(post_ids))))
+    found = {}
     if keys:
-        for label in session.scalars(select(LabelRow).where(or_(
-                LabelRow.paper_id.in_(paper_ids), LabelRow.post_id.in_(post_ids)))):
+        for label in conn.execute(select(labels).where(or_(
+                labels.c.paper_id.in_(paper_ids), labels.c.post_id.in_(post_ids)))):
             key = ("paper", label.paper_id) if label.paper_id else ("post", label.post_id)
-            labels[key] = label.label
-    return [item_dict(key[0], rows[key], labels.get(key)) for key in keys if key in rows]
+            found[key] = label.label
+    return [item_dict(key[0], rows[key], found.get(key)) for key in keys if key in rows]
 
 
 # --- one item in full, and the whole store ---------------------------------------------
@@ -263,63 +265,66 @@ def parse_item_id(item_id: str) -> tuple[str, object]:
     return "paper", re.sub(r"v\d+$", "", text)
 
 
-def show(session: Session, item_id: str) -> dict:
+def show(conn, item_id: str) -> dict:
     """Everything about one item: the item dict plus versions, score history, label,
     linked posts or papers, and the digests it went out in."""
     kind, key = parse_item_id(item_id)
-    row = session.get(PaperRow if kind == "paper" else PostRow, key)
+    t = papers if kind == "paper" else posts
+    row = conn.execute(select(t).where(t.c.id == key)).first()
     if row is None:
         raise NotFoundError(f"no item {item_id!r} in the store",
                             hint="find ids with `tracker search`")
     owner = "paper_id" if kind == "paper" else "post_id"
-    label = session.scalars(select(LabelRow).where(getattr(LabelRow, owner) == key)).first()
+    label = conn.execute(select(labels).where(labels.c[owner] == key)).first()
     record = item_dict(kind, row, label.label if label else None)
     record["label_at"] = label.created_at if label else None
     record["scores"] = [
         {"value": s.value, "model_version": s.model_version, "scored_at": s.scored_at,
          "why": list(s.why or [])}
-        for s in session.scalars(select(ScoreRow).where(getattr(ScoreRow, owner) == key)
-                                 .order_by(ScoreRow.scored_at, ScoreRow.id))]
+        for s in conn.execute(select(scores).where(scores.c[owner] == key)
+                              .order_by(scores.c.scored_at, scores.c.id))]
+    d, i = digests.c, digest_items.c
     record["digests"] = [
-        {"id": d.id, "period_start": d.period_start, "period_end": d.period_end,
-         "status": d.status, "sent_at": d.sent_at, "section": i.section, "position": i.position}
-        for d, i in session.execute(
-            select(DigestRow, DigestItemRow).join(DigestItemRow)
-            .where(getattr(DigestItemRow, owner) == key).order_by(DigestRow.period_end))]
+        r._asdict() for r in conn.execute(
+            select(d.id, d.period_start, d.period_end, d.status, d.sent_at, i.section,
+                   i.position)
+            .select_from(digests.join(digest_items))
+            .where(i[owner] == key).order_by(d.period_end))]
+    refs_c = post_refs.c
     if kind == "paper":
         record.update(comment=row.comment, journal_ref=row.journal_ref)
+        v = paper_versions.c
         record["versions"] = [
-            {"version": v.version, "title": v.title, "updated": v.updated, "seen_at": v.seen_at}
-            for v in session.scalars(select(PaperVersionRow).where(PaperVersionRow.paper_id == key)
-                                     .order_by(PaperVersionRow.version))]
-        refs = PostRefRow.value == row.id
+            {"version": r.version, "title": r.title, "updated": r.updated, "seen_at": r.seen_at}
+            for r in conn.execute(select(v.version, v.title, v.updated, v.seen_at)
+                                  .where(v.paper_id == key).order_by(v.version))]
+        refs = refs_c.value == row.id
         if row.doi:
-            refs = or_(refs, PostRefRow.value == row.doi.lower())
-        posts = select(PostRefRow.post_id).where(refs)
-        record["posts"] = load_items(session, [
-            ("post", pid) for pid in session.scalars(
-                select(PostRow.id).where(PostRow.id.in_(posts)).order_by(PostRow.id))])
+            refs = or_(refs, refs_c.value == row.doi.lower())
+        linked = select(refs_c.post_id).where(refs)
+        record["posts"] = load_items(conn, [
+            ("post", pid) for pid in conn.scalars(
+                select(posts.c.id).where(posts.c.id.in_(linked)).order_by(posts.c.id))])
     else:
-        refs = session.execute(select(PostRefRow.kind, PostRefRow.value)
-                               .where(PostRefRow.post_id == key)
-                               .order_by(PostRefRow.kind, PostRefRow.value)).all()
+        refs = conn.execute(select(refs_c.kind, refs_c.value)
+                            .where(refs_c.post_id == key)
+                            .order_by(refs_c.kind, refs_c.value)).all()
         arxiv = [v for k, v in refs if k == "arxiv"]
         dois = [v for k, v in refs if k == "doi"]
-        found = session.scalars(select(PaperRow.id).where(or_(
-            PaperRow.id.in_(arxiv), func.lower(PaperRow.doi).in_(dois))).order_by(PaperRow.id))
+        found = conn.scalars(select(papers.c.id).where(or_(
+            papers.c.id.in_(arxiv), func.lower(papers.c.doi).in_(dois))).order_by(papers.c.id))
         record["refs"] = [{"kind": k, "value": v} for k, v in refs]
-        record["papers"] = load_items(session, [("paper", pid) for pid in found])
+        record["papers"] = load_items(conn, [("paper", pid) for pid in found])
     return record
 
 
-def export(session: Session, batch: int = 500) -> Iterator[dict]:
+def export(conn, batch: int = 500) -> Iterator[dict]:
     """Every paper, then every post, as item dicts; streamed in batches (server-side
     cursor on PostgreSQL), so memory stays flat however large the store."""
-    for kind, row_type, owner in (("paper", PaperRow, LabelRow.paper_id),
-                                  ("post", PostRow, LabelRow.post_id)):
-        t = row_type.__table__
-        stmt = (select(t, LabelRow.label.label("label_value"))
-                .outerjoin(LabelRow, owner == t.c.id)
+    for kind, t, owner in (("paper", papers, labels.c.paper_id),
+                           ("post", posts, labels.c.post_id)):
+        stmt = (select(t, labels.c.label.label("label_value"))
+                .outerjoin(labels, owner == t.c.id)
                 .order_by(t.c.id).execution_options(yield_per=batch))
-        for row in session.execute(stmt):
+        for row in conn.execute(stmt):
             yield item_dict(kind, row, row.label_value)
