@@ -6,6 +6,7 @@ Also times CLI start-up (`tracker --help`, `tracker search` on a small store).
 
     python bench/search.py --n 1000000                 # SQLite and PostgreSQL
     python bench/search.py --n 20000 --no-postgres     # a quick run
+    python bench/search.py --startup-only              # CLI start-up figures only
 
 PostgreSQL: $TRACKER_BENCH_POSTGRES_URL, else $TRACKER_TEST_POSTGRES_URL (a schema
 `bench_search` is created and dropped). Prints figures; asserts nothing about time.
@@ -263,14 +264,18 @@ def cli_startup(workdir: Path) -> None:
     small = f"sqlite:///{workdir / 'small.db'}"
     engine = db.make_engine(small)
     build(engine, 500, 500)
+    with engine.connect() as conn:
+        some_id = conn.execute(text("SELECT id FROM papers ORDER BY id LIMIT 1")).scalar()
     engine.dispose()
     env = {**os.environ, "TRACKER_DATABASE_URL": small, "TRACKER_CONFIG": ""}
     tracker = str(Path(sys.executable).with_name("tracker"))
     for args in (["--help"], ["search", "dendritic", "--format", "json"],
-                 ["search", "--format", "table", "--limit", "20"]):
+                 ["search", "--format", "table", "--limit", "20"], ["show", some_id],
+                 ["status"]):
         ms = sorted(t for t in timed(lambda args=args: subprocess.run(
-            [tracker, *args], env=env, capture_output=True, check=True), repeat=7))
-        print(f"  tracker {' '.join(args):<36} median {ms[3]:6.0f} ms  min {ms[0]:6.0f} ms")
+            [tracker, *args], env=env, capture_output=True, check=True), repeat=10))
+        print(f"  tracker {' '.join(args):<36} median {statistics.median(ms):6.0f} ms  "
+              f"range {ms[0]:4.0f}-{ms[-1]:4.0f} ms (10 runs)")
     print("  import cost, each alone in a fresh interpreter (median of 5):")
     for label, code in (("python itself", "pass"), ("tracker.cli", "import tracker.cli"),
                         ("sqlalchemy.orm", "import sqlalchemy.orm"),
@@ -293,6 +298,8 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--reuse", action="store_true",
                         help="query the SQLite store already in --workdir (no build)")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the CLI start-up figures (small store; no large build)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tracker-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +307,8 @@ def main() -> None:
     if not args.reuse:
         print("CLI start-up (small store, 500 papers):")
         cli_startup(workdir)
+    if args.startup_only:
+        return
     if not args.no_sqlite:
         path = workdir / "bench.db"
         if not args.reuse:
