@@ -18,12 +18,12 @@ def write(tmp_path, text: str) -> Path:
 
 def test_committed_config_equals_built_in_defaults():
     # The commented file documents the defaults; they must not drift apart.
-    assert config.load(REPO_CONFIG).model_dump() == config.Config().model_dump()
+    assert config.load(REPO_CONFIG).to_dict() == config.Config().to_dict()
 
 
 def test_every_key_is_documented_with_a_comment_in_committed_config():
     lines = [line.strip() for line in REPO_CONFIG.read_text().splitlines()]
-    for section, model in config.Config().model_dump().items():
+    for section, model in config.Config().to_dict().items():
         if not isinstance(model, dict):
             continue  # [[feeds]] is documented as a whole
         header = lines.index(f"[{section}]")
@@ -85,6 +85,13 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
         ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
         ("database = 3\n", "key 'database'"),
+        ("[arxiv]\nenabled = 1\n", "key 'arxiv.enabled': expected a boolean"),
+        ('[arxiv]\ncategories = ["q-bio.NC", 2]\n', "key 'arxiv.categories.1': expected a string"),
+        ("[arxiv]\npage_size = 2001\n", "key 'arxiv.page_size': .*less than or equal to 2000"),
+        ('[[feeds]]\nurl = "http://x/1"\n', "key 'feeds.0.name': required key is missing"),
+        ('[[feeds]]\nname = ""\nurl = "http://x/1"\n', "key 'feeds.0.name': .*at least 1"),
+        ("[feed_fetch]\ntimeout_seconds = 0\n",
+         "key 'feed_fetch.timeout_seconds': .*greater than 0"),
     ],
 )
 def test_invalid_config_names_file_and_key(tmp_path, text, expected):
@@ -93,6 +100,15 @@ def test_invalid_config_names_file_and_key(tmp_path, text, expected):
         config.load(path)
     assert str(path) in str(info.value)
     assert info.value.exit_code == 2
+
+
+def test_every_bad_key_is_reported_and_integers_widen_to_floats(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, "[digest]\nmax_items = 0\ncolour = 1\n[smtp]\nport = 0\n"))
+    assert [line.split("key ")[1].split(":")[0] for line in str(info.value).splitlines()] == [
+        "'digest.colour'", "'digest.max_items'", "'smtp.port'"]
+    cfg = config.load(write(tmp_path, "[arxiv]\ndelay_seconds = 1\n"))
+    assert cfg.arxiv.delay_seconds == 1.0 and isinstance(cfg.arxiv.delay_seconds, float)
 
 
 def test_missing_explicit_file_is_a_config_error(tmp_path):
