@@ -1,5 +1,6 @@
 """Config loading, lookup order, every kind of error, and secret masking."""
 
+from dataclasses import MISSING
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,23 @@ def test_every_bad_key_is_reported_and_integers_widen_to_floats(tmp_path):
         "'digest.colour'", "'digest.max_items'", "'smtp.port'"]
     cfg = config.load(write(tmp_path, "[arxiv]\ndelay_seconds = 1\n"))
     assert cfg.arxiv.delay_seconds == 1.0 and isinstance(cfg.arxiv.delay_seconds, float)
+
+
+def test_defaults_pass_their_own_checks():
+    # from_dict skips the check of a value equal to the default, so each default must pass.
+    from dataclasses import fields
+
+    sections = [config.DatabaseConfig, config.ArxivConfig, config.FeedConfig,
+                config.FeedFetchConfig, config.RelevanceConfig, config.ScheduleConfig,
+                config.DigestConfig, config.SmtpConfig, config.Config]
+    checked = 0
+    for section in sections:
+        for spec in fields(section):
+            check = spec.metadata.get("check")
+            if check is not None and spec.default is not MISSING:
+                check(spec.default)
+                checked += 1
+    assert checked == 5  # database.url, arxiv.api_url, schedule: timezone, fetch, digest
 
 
 def test_missing_explicit_file_is_a_config_error(tmp_path):
