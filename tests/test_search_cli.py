@@ -134,3 +134,47 @@ def test_export_whole_store(run, tmp_path):
     assert not (tmp_path / "store.csv.part").exists()
     missing = run("export", "--out", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert missing.exit_code == 2 and missing.stderr.startswith("error: cannot write")
+
+
+# Libraries the read-only commands must not import: the ORM, schema migrations, the
+# relevance model, fetching and the digest. Each is only needed by other commands.
+HEAVY = ("sqlalchemy.orm", "alembic", "sklearn", "scipy", "numpy", "feedparser", "arxiv",
+         "jinja2", "apscheduler", "pydantic", "requests", "rich")
+IMPORTED = """
+import sys
+from tracker.cli import main
+sys.argv = ["tracker", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m for m in sys.modules for h in HEAVY if m == h or m.startswith(h + ".")})
+print("EXIT", code, "IMPORTED", " ".join(heavy), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",),
+    ("search", "predictive coding", "--since", "2026-01-01", "--format", "json"),
+    ("search", "--format", "csv", "--limit", "3"),
+    ("show", "2601.00001"),
+    ("show", "post:1", "--format", "json"),
+])
+def test_read_commands_import_no_heavy_library(app, db_url, args):
+    """Start-up time: search and show (on the committed config) import none of HEAVY. Run
+    in a fresh interpreter, since this test process has imported all of them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    seed(app)
+    app.close()
+    env = {**os.environ, "TRACKER_DATABASE_URL": db_url,
+           "TRACKER_CONFIG": str(Path(__file__).resolve().parents[1] / "config/tracker.toml")}
+    done = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{IMPORTED}", *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("EXIT 0 IMPORTED"), done.stderr
+    assert last == "EXIT 0 IMPORTED", f"imported: {last.split('IMPORTED')[1]}"
+    assert done.stdout.strip()
