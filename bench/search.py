@@ -297,7 +297,10 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--reuse", action="store_true",
-                        help="query the SQLite store already in --workdir (no build)")
+                        help="query the stores already built (SQLite: bench.db in --workdir; "
+                             "PostgreSQL: schema bench_search kept by --keep-postgres)")
+    parser.add_argument("--keep-postgres", action="store_true",
+                        help="keep the PostgreSQL schema bench_search for later --reuse runs")
     parser.add_argument("--startup-only", action="store_true",
                         help="only the CLI start-up figures (small store; no large build)")
     args = parser.parse_args()
@@ -318,21 +321,27 @@ def main() -> None:
     pg_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL") or os.environ.get(
         "TRACKER_TEST_POSTGRES_URL")
     if pg_url and not args.no_postgres:
-        run_postgres(pg_url, args.n, args.batch)
+        run_postgres(pg_url, args.n, args.batch, reuse=args.reuse,
+                     keep=args.keep_postgres or args.reuse)
 
 
-def run_postgres(base_url: str, n: int, batch: int) -> None:
+def run_postgres(base_url: str, n: int, batch: int, *, reuse: bool, keep: bool) -> None:
     admin = db.make_engine(base_url)
     with admin.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS bench_search CASCADE"))
-        conn.execute(text("CREATE SCHEMA bench_search"))
+        if not reuse:
+            conn.execute(text("DROP SCHEMA IF EXISTS bench_search CASCADE"))
+            conn.execute(text("CREATE SCHEMA bench_search"))
+        elif not conn.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = 'bench_search'")):
+            raise SystemExit("--reuse: no schema bench_search (build it with --keep-postgres)")
     sep = "&" if "?" in base_url else "?"
     try:
         run_backend("PostgreSQL (tsvector + GIN)",
-                    f"{base_url}{sep}options=-csearch_path%3Dbench_search", n, batch, None)
+                    f"{base_url}{sep}options=-csearch_path%3Dbench_search", n, batch, None,
+                    build_it=not reuse)
     finally:
-        with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA bench_search CASCADE"))
+        if not keep:
+            with admin.begin() as conn:
+                conn.execute(text("DROP SCHEMA bench_search CASCADE"))
         admin.dispose()
 
 
