@@ -212,12 +212,15 @@ def test_every_new_and_updated_paper_is_scored_in_its_page(arxiv_app, monkeypatc
     fake, build = arxiv_app
     calls = []
 
-    def recorder(app, session, paper_ids, post_ids):
-        # the rows are visible inside the caller's transaction
-        visible = select(func.count()).where(PaperRow.id.in_(paper_ids))
-        assert session.scalar(visible) == len(paper_ids)
-        calls.append(list(paper_ids))
-        return len(paper_ids)
+    def recorder(app, session, items):
+        # the rows are visible inside the caller's transaction, with the text handed over
+        paper_ids = [item.id for item in items]
+        stored = dict(session.execute(select(PaperRow.id, PaperRow.title)
+                                      .where(PaperRow.id.in_(paper_ids))).all())
+        assert stored == {item.id: item.title for item in items}
+        assert {item.kind for item in items} == {"paper"}
+        calls.append(paper_ids)
+        return len(items)
 
     monkeypatch.setattr(relevance, "score_new", recorder)
     app = build()

@@ -17,6 +17,7 @@ from tracker.errors import InputError, NotFoundError, TrackerError
 from tracker.pipeline import App, relevance
 from tracker.store.db import transaction
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
+from tracker.store.scores import items_by_ids
 
 SMALL = TEST_DATA / "labels" / "small.jsonl"
 NOW = datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -83,7 +84,8 @@ def invoke(config_file, *args):
 def test_score_new_cold_start_in_callers_transaction(filled):
     app, post_id = filled
     with transaction(app.sessions) as session:
-        assert relevance.score_new(app, session, ["2401.00001", "2401.00002"], [post_id]) == 3
+        stored = items_by_ids(session, ["2401.00001", "2401.00002"], [post_id])
+        assert relevance.score_new(app, session, stored) == 3
     papers, posts, models, history = scores_of(app)
     assert papers["2401.00001"] > 0.5 > papers["2401.00002"]
     assert papers["2401.00003"] is None and posts[post_id] is not None
@@ -97,7 +99,7 @@ def test_score_new_cold_start_in_callers_transaction(filled):
 def test_score_new_rolls_back_with_the_caller(filled):
     app, _ = filled
     with pytest.raises(RuntimeError), transaction(app.sessions) as session:
-        relevance.score_new(app, session, ["2401.00001"], [])
+        relevance.score_new(app, session, items_by_ids(session, ["2401.00001"], []))
         raise RuntimeError("ingest failed later in the batch")
     assert scores_of(app)[0]["2401.00001"] is None
 
@@ -230,7 +232,7 @@ def test_scorer_is_cached_per_app_and_reloaded_after_training(filled):
     assert relevance.scorer(app).version == "cold-start"
     report = relevance.train(app, [str(SMALL)])
     with transaction(app.sessions) as session:
-        relevance.score_new(app, session, ["2401.00001"], [])
+        relevance.score_new(app, session, items_by_ids(session, ["2401.00001"], []))
     with app.sessions() as session:
         assert session.get(PaperRow, "2401.00001").score_model == report.version
 
@@ -244,7 +246,8 @@ def test_corrupt_model_file_falls_back_to_cold_start_in_ingest_only(filled, cfg,
     with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
         for batch in (["2401.00001", "2401.00002"], ["2401.00003"]):
             with transaction(app.sessions) as session:
-                assert relevance.score_new(app, session, batch, [post_id]) == len(batch) + 1
+                stored = items_by_ids(session, batch, [post_id])
+                assert relevance.score_new(app, session, stored) == len(batch) + 1
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
     papers, _, models, _ = scores_of(app)

@@ -156,7 +156,7 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
 def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool) -> None:
     with transaction(app.sessions) as session:
         result = items.upsert_papers(session, page.papers, now)
-        rep.errors += _score(app, session, result.new + result.updated, [])
+        rep.errors += _score(app, session, result.changed)
         if cursor:
             stamps = [p.updated for p in page.papers if p.updated]
             items.advance_cursor(session, "arxiv", "arxiv", max(stamps, default=None))
@@ -184,7 +184,7 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
     parsed = source.parse(feed.name, feed.url, resp.body, resp.headers)
     with transaction(app.sessions) as session:
         result = items.upsert_posts(session, parsed.posts, now)
-        rep.errors += _score(app, session, [], result.new + result.updated)
+        rep.errors += _score(app, session, result.changed)
         items.record_success(session, feed.name, "feed", now, warning=parsed.warning,
                              etag=resp.etag, last_modified=resp.last_modified, validators=True)
     if parsed.warning:
@@ -230,16 +230,16 @@ def _guarded(app, name: str, kind: str, now: datetime, run) -> SourceReport:
     return rep
 
 
-def _score(app, session, paper_ids: list[str], post_ids: list[int]) -> int:
+def _score(app, session, changed: list) -> int:
     """Score new/updated items inside the page's transaction; a scoring failure leaves
     them stored but unscored (`tracker rescore` fixes that) and counts as one error."""
-    if not (paper_ids or post_ids):
+    if not changed:
         return 0
     from tracker.pipeline import relevance
 
     try:
         with session.begin_nested():
-            relevance.score_new(app, session, paper_ids, post_ids)
+            relevance.score_new(app, session, changed)
     except Exception as exc:  # noqa: BLE001 - never lose a page because scoring failed
         log.warning("scoring failed, items stored unscored: %s", exc)
         return 1

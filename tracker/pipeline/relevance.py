@@ -1,8 +1,9 @@
 """Relevance use cases (issue 4): score, train, rescore, explain, evaluate, tune, label.
 
-    score_new(app, session, paper_ids, post_ids) -> int
-        CONTRACT used by ingest: score the given stored items with the current model
-        (cold start when no model file exists) inside the caller's transaction.
+    score_new(app, session, items) -> int
+        CONTRACT used by ingest: score the given just-stored items (StoredItem, as the
+        upsert returns them) with the current model (cold start when no model file exists)
+        inside the caller's transaction.
 
 Training data: label files (2 = core NeuroAI, 1 = adjacent, 0 = not; label 1 is "related"
 for stage A and "not core" for stage B, see tracker/scoring/model.py), the user's labels in
@@ -90,8 +91,7 @@ def _score_items(app, session, items, now, *, lenient=False) -> tuple[int, int]:
     return len(rows), changed
 
 
-def score_new(app, session, paper_ids: list[str], post_ids: list[int]) -> int:
-    items = store.items_by_ids(session, paper_ids, post_ids)
+def score_new(app, session, items: list) -> int:
     return _score_items(app, session, items, utcnow(), lenient=True)[0] if items else 0
 
 

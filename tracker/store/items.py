@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tracker.models import Paper, Post
 from tracker.store.schema import PaperRow, PaperVersionRow, PostRefRow, PostRow, SourceStateRow
+from tracker.store.scores import StoredItem
 
 _PAPER_FIELDS = ("version", "title", "abstract", "authors", "categories", "primary_category",
                  "published", "updated", "doi", "journal_ref", "comment")
@@ -23,8 +24,11 @@ _POST_FIELDS = ("link", "title", "author", "summary_text", "content_html", "publ
 
 @dataclass
 class Upserted:
-    new: list = field(default_factory=list)
+    new: list = field(default_factory=list)  # ids
     updated: list = field(default_factory=list)
+    # the new and updated items as stored, with their previous score: what ingest scores
+    # (built from what was just written, so scoring reads nothing back)
+    changed: list[StoredItem] = field(default_factory=list)
 
 
 def _paper_values(paper: Paper) -> dict:
@@ -44,8 +48,9 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
             latest[paper.id] = paper
     if not latest:
         return Upserted()
-    stored = dict(session.execute(
-        select(PaperRow.id, PaperRow.version).where(PaperRow.id.in_(list(latest)))).all())
+    stored = {row.id: row for row in session.execute(
+        select(PaperRow.id, PaperRow.version, PaperRow.score, PaperRow.score_model)
+        .where(PaperRow.id.in_(list(latest))))}
     result = Upserted()
     inserts, changes, refreshes, versions = [], [], [], []
     for pid, paper in latest.items():
@@ -54,11 +59,15 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
             inserts.append({"id": pid, **_paper_values(paper), "first_seen_at": now,
                             "version_seen_at": now})
             result.new.append(pid)
-        elif paper.version > old:
+            result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
+                                             paper.categories, None, None))
+        elif paper.version > old.version:
             changes.append({"id": pid, **_paper_values(paper), "version_seen_at": now})
             result.updated.append(pid)
+            result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
+                                             paper.categories, old.score, old.score_model))
         else:
-            if paper.version == old:  # older versions come from stale mirrors: ignored
+            if paper.version == old.version:  # older versions come from stale mirrors: ignored
                 refreshes.append({"id": pid, "categories": list(paper.categories),
                                   "primary_category": paper.primary_category, "doi": paper.doi,
                                   "journal_ref": paper.journal_ref, "comment": paper.comment})
@@ -89,7 +98,8 @@ def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted
         return Upserted()
     feeds = {feed for feed, _ in unique}
     rows = session.execute(
-        select(PostRow.id, PostRow.feed, PostRow.guid, *[getattr(PostRow, f) for f in _POST_FIELDS])
+        select(PostRow.id, PostRow.feed, PostRow.guid, PostRow.score, PostRow.score_model,
+               *[getattr(PostRow, f) for f in _POST_FIELDS])
         .where(PostRow.feed.in_(feeds), PostRow.guid.in_([g for _, g in unique]))).all()
     stored = {(row.feed, row.guid): row for row in rows}
     result = Upserted()
@@ -101,12 +111,16 @@ def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted
                 feed=post.feed, guid=post.guid, first_seen_at=now, **values)
                 .returning(PostRow.id)).scalar_one()
             result.new.append(post_id)
+            previous = (None, None)
         else:
             post_id = row.id
             if all(getattr(row, k) == v for k, v in values.items()):
                 continue
             session.execute(update(PostRow).where(PostRow.id == post_id).values(**values))
             result.updated.append(post_id)
+            previous = (row.score, row.score_model)
+        result.changed.append(StoredItem("post", post_id, post.title, post.summary_text or "",
+                                         (), *previous))
         _replace_refs(session, post_id, post.refs)
     return result
 
