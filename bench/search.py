@@ -278,15 +278,16 @@ def cli_startup(workdir: Path) -> None:
               f"range {ms[0]:4.0f}-{ms[-1]:4.0f} ms (10 runs)")
     print("  import cost, each alone in a fresh interpreter (median of 5):")
     for label, code in (("python itself", "pass"), ("tracker.cli", "import tracker.cli"),
-                        ("sqlalchemy.orm", "import sqlalchemy.orm"),
-                        ("tracker.config (pydantic)", "import tracker.config"),
+                        ("sqlalchemy (Core)", "import sqlalchemy"),
+                        ("sqlalchemy.orm (not for search/show)", "import sqlalchemy.orm"),
+                        ("tracker.config", "import tracker.config"),
                         ("alembic (db upgrade only)", "import alembic.runtime.migration, "
                          "alembic.script"),
                         ("tracker.pipeline.query (all)", "import tracker.pipeline.query"),
-                        ("rich.table", "import rich.table")):
+                        ("rich.table (--format table)", "import rich.table")):
         ms = sorted(t for t in timed(lambda code=code: subprocess.run(
             [sys.executable, "-c", code], env=env, check=True), repeat=5))
-        print(f"    {label:<34} {ms[2]:6.0f} ms")
+        print(f"    {label:<38} {ms[2]:6.0f} ms")
 
 
 def main() -> None:
