@@ -9,8 +9,9 @@ target_metadata = Base.metadata
 
 # Full-text search objects made by migration 0002 live outside the models (FTS5 virtual
 # tables with their shadow tables on SQLite; a generated tsvector column and its GIN index
-# on PostgreSQL), so `alembic check` must not report them as drift.
-FTS_TABLE_PREFIXES = ("papers_fts", "posts_fts")
+# on PostgreSQL), and so is 0003's papers_facets (SQLite), so `alembic check` must not
+# report them as drift.
+FTS_TABLE_PREFIXES = ("papers_fts", "posts_fts", "papers_facets")
 FTS_COLUMNS = {"search_vector"}
 FTS_INDEXES = {"ix_papers_search_vector", "ix_posts_search_vector"}
 

@@ -201,6 +201,32 @@ def test_index_follows_insert_update_delete(store):
     assert ids(store, "limbs") == []
 
 
+def test_filters_on_text_matches_follow_insert_update_delete(store):
+    """A text query with date, score and category filters (on SQLite tested on 0003's
+    papers_facets, a copy kept by triggers) sees every write to those columns."""
+    f = {"kind": "paper", "since": day(1, 1), "min_score": 0.5, "categories": ("cs.NE",)}
+    assert ids(store, "coding", **f) == ["2601.00001", "2601.00002"]
+    with transaction(store.sessions) as s:
+        s.add(PaperRow(id="2602.09998", version=1, title="Predictive coding in flies",
+                       abstract="x", authors=["Zed Q"], categories=["cs.LG", "cs.NE"],
+                       published=day(2, 20), first_seen_at=day(2, 20),
+                       version_seen_at=day(2, 20), score=0.6))
+    assert set(ids(store, "coding", **f)) == {"2601.00001", "2601.00002", "2602.09998"}
+    with transaction(store.sessions) as s:
+        s.execute(update(PaperRow).where(PaperRow.id == "2601.00001").values(score=0.2))
+        s.execute(update(PaperRow).where(PaperRow.id == "2601.00002")
+                  .values(categories=["cs.RO"]))
+        s.execute(update(PaperRow).where(PaperRow.id == "2602.09998")
+                  .values(published=day(12, 1, 2025)))
+    assert ids(store, "coding", **f) == []
+    assert ids(store, "coding", **{**f, "since": day(12, 1, 2025)}) == ["2602.09998"]
+    assert ids(store, "coding", **{**f, "categories": ("cs.RO",)}) == ["2601.00002"]
+    assert ids(store, "coding", **{**f, "min_score": 0.1}) == ["2601.00001"]
+    with transaction(store.sessions) as s:
+        s.execute(delete(PaperRow).where(PaperRow.id == "2602.09998"))
+    assert ids(store, "coding", **{**f, "since": day(12, 1, 2025)}) == []
+
+
 HOSTILE = [
     "'; DROP TABLE papers; --", '" OR 1=1 --', "papers\" MATCH '*'", "NEAR(coding spike)",
     "title:coding", "{title} : coding", "coding^2", "-coding", "coding + spike",
@@ -245,8 +271,9 @@ def test_hostile_text_reads_as_words(store):
 
 
 def test_migration_indexes_existing_rows_and_downgrades(db_url):
-    """0002 on a store that already holds papers indexes them (author names decoded from
-    their JSON \\u escapes); downgrading removes the index objects; upgrading again works."""
+    """0002 and 0003 on a store that already holds papers index them (author names decoded
+    from their JSON \\u escapes; filter columns copied); downgrading removes the index
+    objects; upgrading again works."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import insert, inspect
@@ -270,13 +297,15 @@ def test_migration_indexes_existing_rows_and_downgrades(db_url):
 
     assert found("entorhinal") == ["2501.00001"] and found("ñúñez") == ["2501.00001"]
     assert found(None, author="zoë") == ["2501.00001"]
+    assert found("entorhinal", categories=("q-bio.NC",), since=day(1, 1)) == ["2501.00001"]
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(db.migrations_dir()))
     cfg.attributes["engine"] = engine
     command.downgrade(cfg, "0001")
     names = set(inspect(engine).get_table_names())
     columns = {c["name"] for c in inspect(engine).get_columns("papers")}
-    assert not {n for n in names if "fts" in n} and "search_vector" not in columns
+    assert not {n for n in names if "fts" in n or "facets" in n}
+    assert "search_vector" not in columns
     db.upgrade(engine)
     assert found("grid cells") == ["2501.00001"]
     db.check_drift(engine)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     Float,
     Integer,
     String,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from tracker.errors import NotFoundError
 from tracker.store import search_query as q
 from tracker.store.schema import (
+    Timestamp,
     digest_items,
     digests,
     labels,
@@ -86,6 +88,10 @@ class _Side:
 
 
 PAPERS = _Side("paper", papers, "papers_fts", "rowid", "authors")
+# SQLite: migration 0003's narrow copy of the papers columns that filters test, keyed by
+# the FTS rowid; a text match is filtered here rather than by a seek into wide papers rows.
+PAPER_FACETS = table("papers_facets", column("rowid", Integer), column("published", Timestamp),
+                     column("score", Float), column("categories", JSON))
 POSTS = _Side("post", posts, "posts_fts", "id", "author")
 
 
@@ -126,12 +132,16 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
             post_id.label("post_id"), t.c.score.label("score"), side.date().label("date")]
     stmt = select(*cols).select_from(t)
     rank = cast(null(), Float)
-    where = _filters(side, filters, pg)
+    own, other = _filters(side, filters, pg)
+    where = own + other
     if (node is not None or author is not None) and pg:
         stmt, rank = _match_postgres(stmt, side, node, author)
     elif node is not None or author is not None:
+        inner = []
+        if side.kind == "paper" and own:  # test the matches on 0003's narrow copy
+            inner, where = _filters(side, filters, pg, facets=True)[0], other
         cut = top if ranked and not where else None
-        stmt, rank = _match_sqlite(stmt, side, node, author, cut, ranked)
+        stmt, rank = _match_sqlite(stmt, side, node, author, cut, ranked, inner)
     if not ranked:  # sorted by score or date: no rank to compute
         rank = cast(null(), Float)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
@@ -142,7 +152,8 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
-def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool):
+def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool,
+                  inner: list):
     parts = [q.to_fts5(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_fts5(author, column=side.author_col))
@@ -153,8 +164,12 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool
     # bm25() goes through SQLite's top-N sort (about 1.5-2x faster on common terms).
     rank = func.bm25(literal_column(side.fts), *(literal_column(repr(w)) for w in side.weights))
     hits = select(fts.c.rowid, *([rank.label("bm25")] if ranked else [])).where(match)
-    if cut is not None:  # nothing to filter on: rank inside FTS5, join only the top rows
-        hits = hits.order_by(literal_column("bm25")).limit(cut)
+    if inner:  # filters on papers_facets (rowid = the FTS rowid), tested before ranking
+        hits = hits.join(PAPER_FACETS, PAPER_FACETS.c.rowid == fts.c.rowid).where(*inner)
+    if cut is not None:  # nothing else to filter on: rank here, join only the top rows
+        # (ties broken by date as the page is, where the date is at hand: with facets)
+        ties = [PAPER_FACETS.c.published.desc()] if inner else []
+        hits = hits.order_by(literal_column("bm25"), *ties).limit(cut)
     hits = hits.subquery()
     stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
     return stmt, hits.c.bm25 if ranked else None  # lower is better
@@ -171,26 +186,29 @@ def _match_postgres(stmt, side: _Side, node, author):
     return stmt, -func.ts_rank(vector, query, 1)  # negated so that lower is better here too
 
 
-def _filters(side: _Side, f: Filters, pg: bool) -> list:
-    t, date = side.table, side.date()
-    out = []
+def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False) -> tuple[list, list]:
+    """(tests on the item's own columns, or with facets=True on PAPER_FACETS' copy of them;
+    tests that need other tables)."""
+    t = side.table
+    c, date = (PAPER_FACETS.c, PAPER_FACETS.c.published) if facets else (t.c, side.date())
+    own, other = [], []
     if f.since is not None:
-        out.append(date >= f.since)
+        own.append(date >= f.since)
     if f.until is not None:
-        out.append(date < f.until)
+        own.append(date < f.until)
     if f.min_score is not None:
-        out.append(t.c.score >= f.min_score)
+        own.append(c.score >= f.min_score)
     if f.feed is not None:
-        out.append(t.c.feed == f.feed)
-    if f.labelled is not None:
-        owner = labels.c.paper_id if side.kind == "paper" else labels.c.post_id
-        out.append(exists().where(owner == t.c.id, labels.c.label == f.labelled))
+        own.append(c.feed == f.feed)
     if f.categories:
         fn = func.json_array_elements_text if pg else func.json_each
-        values = fn(t.c.categories).table_valued("value")
-        out.append(exists(select(literal(1)).select_from(values)
+        values = fn(c.categories).table_valued("value")
+        own.append(exists(select(literal(1)).select_from(values)
                           .where(values.c.value.in_(list(f.categories)))))
-    return out
+    if f.labelled is not None:
+        owner = labels.c.paper_id if side.kind == "paper" else labels.c.post_id
+        other.append(exists().where(owner == t.c.id, labels.c.label == f.labelled))
+    return own, other
 
 
 def _order(c, sort: str, ranked: bool, pg: bool) -> list:
