@@ -48,6 +48,34 @@ def test_round_trip_keeps_aware_utc_datetimes_and_json(app):
         assert row.first_seen_at.utcoffset() == timedelta(0)
 
 
+def test_timestamps_are_stored_as_sqlalchemy_stores_them_and_compare_in_sql(app):
+    """SQLite keeps timestamps as text: what the store writes must be SQLAlchemy's own
+    format, in UTC, so that text comparisons in SQL order them as times."""
+    from sqlalchemy import DateTime
+
+    dialect = app.engine.dialect
+    bind = PaperRow.__table__.c.first_seen_at.type.bind_processor(dialect)
+    plus5 = timezone(timedelta(hours=5))
+    if dialect.name == "sqlite":
+        stock = DateTime().dialect_impl(dialect).bind_processor(dialect)
+        for value in (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                      datetime(2026, 6, 1, 2, 59, 59, 999999, tzinfo=plus5),
+                      datetime(999, 12, 31, 23, 0, tzinfo=UTC)):
+            assert bind(value) == stock(value.astimezone(UTC).replace(tzinfo=None))
+        with pytest.raises(ValueError, match="naive"):
+            bind(datetime(2026, 1, 1))
+    early, late = datetime(2026, 1, 1, 23, 0, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=plus5)
+    with db.transaction(app.sessions) as session:  # late is 20:00 UTC, before early
+        for pid, seen in (("a", early), ("b", late)):
+            session.add(PaperRow(id=pid, version=1, title="T", abstract="A", authors=[],
+                                 categories=[], first_seen_at=seen, version_seen_at=seen))
+    with app.sessions() as session:
+        ordered = session.scalars(select(PaperRow.id).order_by(PaperRow.first_seen_at)).all()
+        after = session.scalars(select(PaperRow.id).where(
+            PaperRow.first_seen_at > datetime(2026, 1, 1, 21, tzinfo=UTC))).all()
+    assert ordered == ["b", "a"] and after == ["a"]
+
+
 def test_item_references_need_exactly_one_item(app):
     now = datetime.now(UTC)
     with db.transaction(app.sessions) as session:
