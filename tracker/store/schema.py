@@ -67,7 +67,9 @@ class UTCDateTime(TypeDecorator):
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r} given to the store; "
                                  "pass an aware one")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
         return process
 
     def process_result_value(self, value, dialect):
