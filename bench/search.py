@@ -251,6 +251,12 @@ def run_backend(label: str, url: str, n: int, batch: int, path: Path | None, *,
         load, index = build(engine, n, batch)
         print(f"  build {load + index:,.1f} s = load {load:,.1f} s (generate + insert, "
               f"{n / load:,.0f} papers/s) + full-text index {index:,.1f} s")
+    else:  # a store built by an older version: bring it to the current schema first
+        started = time.perf_counter()
+        before, after = db.upgrade(engine)
+        if before != after:
+            print(f"{label}: upgraded {before} -> {after} in "
+                  f"{time.perf_counter() - started:,.0f} s")
     with engine.connect() as conn:
         count = conn.scalar(text("SELECT count(*) FROM papers"))
     print(f"{label}: {count:,} papers, {size_mb(engine, path):,.0f} MB")
