@@ -2,6 +2,7 @@
 tracker vs baselines, with and without categories; cold start; scoring speed.
 
     /work/venv/bin/python bench/relevance.py [--shared ../shared/data] [--speed-n 100000]
+                                             [--seed 0]   (StratifiedKFold random_state)
 
 Prints figures; asserts nothing. Positive = label 2. Nothing is saved.
 """
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2]
                                                 / "shared" / "data"))
     parser.add_argument("--speed-n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0, help="random_state of the folds")
     args = parser.parse_args()
     records = []
     for name in ("neuroai_dev.jsonl", "stream_dev.jsonl"):
@@ -109,9 +111,10 @@ def main() -> None:
     docs = [r.doc for r in records]
     labels = [r.label for r in records]
     plain = [Doc(d.text, title=d.title) for d in docs]
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(docs, labels))
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=args.seed).split(docs, labels))
     print(f"{len(docs)} records, {sum(y == 2 for y in labels)} positive (label 2); "
-          "5-fold stratified CV (by label): mean over folds | pooled out-of-fold scores")
+          f"5-fold stratified CV (by label, random_state {args.seed}): "
+          "mean over folds | pooled out-of-fold scores")
     for title, data in (("with categories", docs), ("text only (categories removed)", plain)):
         print(title)
         line("(a) q-bio.NC or cs.NE", cross_validate(baseline_categories, data, labels, folds))

@@ -4,7 +4,7 @@ category model, and the config keywords on top.
     a = intercept_a + sum(coef_a[t] * tfidf[t])   stage A: neuro-related (label 1 or 2) or not
     b = intercept_b + sum(coef_b[t] * tfidf[t])   stage B: core (2) or adjacent (1)
     k = sum(weight of each config keyword the item matches)
-    text log-odds = logit(sigmoid(a + k) * sigmoid(b))    P(core) = P(neuro) * P(core | neuro)
+    text log-odds = softmin(a + k, b) = logit(sigmoid(s (a + k)) * sigmoid(s b)) / s
     log-odds = text log-odds
              + category term (only when the item has categories; 0 otherwise)
     score    = sigmoid(log-odds)
@@ -18,6 +18,13 @@ core from adjacent work. Added to the final log-odds instead, the default keywor
 Two stages measured better than one classifier (label 2 against the rest): adjacent papers
 share the vocabulary of core ones, and stage B can learn what separates them from the
 few hundred papers that matter instead of from thousands of generic ML ones.
+
+An item is core when it is neuro-related AND core-like, so the weaker stage decides: with
+the sharpness s = 1 the text log-odds would be those of P(neuro) * P(core | neuro); a larger
+s moves the combination towards min(a + k, b) (still smooth and increasing in both), which
+stops a very neuro-flavoured but adjacent paper (EEG hardware, clinical diagnosis) from
+outranking core ones on stage A alone (s = 3: +0.01 AP in cross-validation). Stage A counts
+label-1 (adjacent) papers as neuro-related at half weight: they are, but less clearly so.
 
 The category term is learned only from training items that have categories, with the text
 log-odds as a fixed offset, and centred on those items, so "no categories" is never a
@@ -51,8 +58,10 @@ from tracker.scoring.text import Batch, Lexicon, Rows, TermIndex, batch
 FORMAT = 3  # 3: vocabulary, idf and stop words stored as plain data (no sklearn to score)
 COLD_START_VERSION = "cold-start"
 # Inverse L2 strengths (sklearn's C) of the two stages, picked by 5-fold CV on the dev sets.
-STAGE_A_C = 4.0
+STAGE_A_C = 16.0
 STAGE_B_C = 64.0
+ADJACENT_WEIGHT = 0.5  # weight of a label-1 example in stage A (label 2 and 0: 1)
+SHARPNESS = 3.0  # of the soft minimum combining the stages (see combine())
 CATEGORY_L2 = 2.0
 ALWAYS = 30.0  # intercept of a stage with one class only: sigmoid(30) = 1
 
@@ -84,6 +93,7 @@ class TrainedModel:
     config_hash: str
     trained_at: str
     meta: dict = field(default_factory=dict)
+    sharpness: float = 1.0  # of combine(); 1.0 for model files saved before it existed
 
     def feature_names(self) -> list[str]:
         names = [""] * len(self.vocabulary)
@@ -129,17 +139,18 @@ def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] |
     offset = KeywordMatcher(keywords or {}).totals(texts)
     vectorizer = make_vectorizer(len(docs))
     x = vectorizer.fit_transform(norms)
-    coef, intercept = _stage(x, (labels >= 1).astype(int), offset, STAGE_A_C)
+    coef, intercept = _stage(x, (labels >= 1).astype(int), offset, STAGE_A_C,
+                             np.where(labels == 1, ADJACENT_WEIGHT, 1.0))
     near = labels >= 1
     coef_b, intercept_b = _stage(x[near], y[near], np.zeros(int(near.sum())), STAGE_B_C)
     cat_weights, cat_center = {}, 0.0
     if use_categories:
-        text = combine(x @ coef + intercept + offset, x @ coef_b + intercept_b)
+        text = combine(x @ coef + intercept + offset, x @ coef_b + intercept_b, SHARPNESS)
         cat_weights, cat_center = _fit_categories(docs, y, text)
     vocab = "\n".join(vectorizer.get_feature_names_out())
     vocab_hash = hashlib.sha256(vocab.encode()).hexdigest()[:12]
     digest = hashlib.sha256(vocab_hash.encode() + coef.tobytes() + coef_b.tobytes()
-                            + repr(sorted(cat_weights.items())).encode())
+                            + repr((sorted(cat_weights.items()), SHARPNESS)).encode())
     vocabulary = {term: int(col) for term, col in vectorizer.vocabulary_.items()}
     return TrainedModel(vocabulary, vectorizer.idf_.astype(np.float64), stop_words(),
                         coef, intercept, coef_b, intercept_b, cat_weights,
@@ -147,22 +158,28 @@ def train(docs: list[Doc], labels: list[int], *, keywords: Mapping[str, float] |
                         n_train=len(docs), n_positive=int(y.sum()), vocab_hash=vocab_hash,
                         config_hash=config_hash,
                         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                        meta={"stage_a_c": STAGE_A_C, "stage_b_c": STAGE_B_C})
+                        meta={"stage_a_c": STAGE_A_C, "stage_b_c": STAGE_B_C,
+                              "adjacent_weight": ADJACENT_WEIGHT},
+                        sharpness=SHARPNESS)
 
 
-def _stage(x, y, offset, c: float) -> tuple[np.ndarray, float]:
+def _stage(x, y, offset, c: float, weights=None) -> tuple[np.ndarray, float]:
     """One class-balanced stage; with one class only (e.g. no adjacent examples, as with
     user labels alone) the stage always says yes and the other stage decides."""
     if y.min() == y.max():
         return np.zeros(x.shape[1], dtype=np.float32), ALWAYS if y.max() else -ALWAYS
-    beta, bias = fit_logistic(x, y, balanced(y, np.ones(len(y))), offset, 1.0 / c)
+    weights = np.ones(len(y)) if weights is None else weights
+    beta, bias = fit_logistic(x, y, balanced(y, weights), offset, 1.0 / c)
     return beta.astype(np.float32), bias
 
 
-def combine(a, b):
-    """logit(sigmoid(a) * sigmoid(b)), computed in log space (stable for large |a|, |b|)."""
+def combine(a, b, sharpness: float = 1.0):
+    """Soft minimum of two log-odds: logit(sigmoid(s a) * sigmoid(s b)) / s, computed in
+    log space (stable for large |a|, |b|). Increasing in a and in b; s = 1 is the log-odds
+    of the product of the two probabilities, s -> infinity gives min(a, b)."""
+    a, b = sharpness * a, sharpness * b
     log_p = np.minimum(-np.logaddexp(0, -a) - np.logaddexp(0, -b), -1e-12)
-    return log_p - np.log(-np.expm1(log_p))
+    return (log_p - np.log(-np.expm1(log_p))) / sharpness
 
 
 def _fit_categories(docs, y, text_logit) -> tuple[dict[str, float], float]:
@@ -218,7 +235,7 @@ def text_parts(model: TrainedModel | None, index: TermIndex | KeywordMatcher, te
     x = index.transform(texts)
     a = x.dot(model.coef.astype(float)) + model.intercept + keywords
     b = x.dot(model.coef_b.astype(float)) + model.intercept_b
-    return TextParts(combine(a, b), x, a, b)
+    return TextParts(combine(a, b, model.sharpness), x, a, b)
 
 
 def term_scales(model: TrainedModel, parts: TextParts):
@@ -228,11 +245,12 @@ def term_scales(model: TrainedModel, parts: TextParts):
     proportion to their linear contributions: term t adds tfidf[t] * (coef_a[t] * scale_a
     + coef_b[t] * scale_b), keyword k adds weight[k] * scale_a. Returns (base, scale_a,
     scale_b) per doc."""
-    a0, b0 = model.intercept, model.intercept_b
-    base = combine(np.full_like(parts.a, a0), np.full_like(parts.b, b0))
-    return base, _ratio(combine(parts.a, b0) - base, parts.a - a0, lambda t: combine(t, b0), a0), \
-        _ratio(parts.base - combine(parts.a, b0), parts.b - b0,
-               lambda t: combine(parts.a, t), b0)
+    a0, b0, s = model.intercept, model.intercept_b, model.sharpness
+    base = combine(np.full_like(parts.a, a0), np.full_like(parts.b, b0), s)
+    return base, _ratio(combine(parts.a, b0, s) - base, parts.a - a0,
+                        lambda t: combine(t, b0, s), a0), \
+        _ratio(parts.base - combine(parts.a, b0, s), parts.b - b0,
+               lambda t: combine(parts.a, t, s), b0)
 
 
 def _ratio(delta, step, fn, at, eps: float = 1e-6):
@@ -248,4 +266,4 @@ def model_info(model: TrainedModel | None) -> dict:
     return {"version": model.version, "n_train": model.n_train,
             "n_positive": model.n_positive, "vocab_hash": model.vocab_hash,
             "vocabulary": len(model.vocabulary), "config_hash": model.config_hash,
-            "trained_at": model.trained_at, **model.meta}
+            "trained_at": model.trained_at, "sharpness": model.sharpness, **model.meta}
