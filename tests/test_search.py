@@ -212,6 +212,8 @@ def test_filters_on_text_matches_follow_insert_update_delete(store):
                        published=day(2, 20), first_seen_at=day(2, 20),
                        version_seen_at=day(2, 20), score=0.6))
     assert set(ids(store, "coding", **f)) == {"2601.00001", "2601.00002", "2602.09998"}
+    by_date = ["2602.09998", "2601.00002", "2601.00001", "2601.00003"]
+    assert ids(store, "coding", kind="paper", sort="date") == by_date
     with transaction(store.sessions) as s:
         s.execute(update(PaperRow).where(PaperRow.id == "2601.00001").values(score=0.2))
         s.execute(update(PaperRow).where(PaperRow.id == "2601.00002")
@@ -219,6 +221,9 @@ def test_filters_on_text_matches_follow_insert_update_delete(store):
         s.execute(update(PaperRow).where(PaperRow.id == "2602.09998")
                   .values(published=day(12, 1, 2025)))
     assert ids(store, "coding", **f) == []
+    assert ids(store, "coding", kind="paper", sort="date") == [*by_date[1:], "2602.09998"]
+    assert ids(store, "coding", kind="paper", sort="score") == [
+        "2602.09998", "2601.00002", "2601.00001", "2601.00003"]
     assert ids(store, "coding", **{**f, "since": day(12, 1, 2025)}) == ["2602.09998"]
     assert ids(store, "coding", **{**f, "categories": ("cs.RO",)}) == ["2601.00002"]
     assert ids(store, "coding", **{**f, "min_score": 0.1}) == ["2601.00001"]

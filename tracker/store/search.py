@@ -137,11 +137,16 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     if (node is not None or author is not None) and pg:
         stmt, rank = _match_postgres(stmt, side, node, author)
     elif node is not None or author is not None:
+        # Papers: filters, and the date or score to sort by, are read from 0003's narrow
+        # copy for every match, not from the wide papers rows (relevance without filters
+        # needs neither). Not with --labelled: that test needs the papers row, and so few
+        # papers are labelled that it is best made first.
+        facets = side.kind == "paper" and not other and bool(own or not ranked)
         inner = []
-        if side.kind == "paper" and own:  # test the matches on 0003's narrow copy
-            inner, where = _filters(side, filters, pg, facets=True)[0], other
-        cut = top if ranked and not where else None
-        stmt, rank = _match_sqlite(stmt, side, node, author, cut, ranked, inner)
+        if facets:
+            inner, where = _filters(side, filters, pg, facets=True)[0], []
+        cut = top if (ranked or facets) and not where else None
+        stmt, rank = _match_sqlite(stmt, side, node, author, cut, ranked, sort, facets, inner)
     if not ranked:  # sorted by score or date: no rank to compute
         rank = cast(null(), Float)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
@@ -152,8 +157,8 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
-def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool,
-                  inner: list):
+def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool, sort: str,
+                  facets: bool, inner: list):
     parts = [q.to_fts5(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_fts5(author, column=side.author_col))
@@ -164,12 +169,16 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool
     # bm25() goes through SQLite's top-N sort (about 1.5-2x faster on common terms).
     rank = func.bm25(literal_column(side.fts), *(literal_column(repr(w)) for w in side.weights))
     hits = select(fts.c.rowid, *([rank.label("bm25")] if ranked else [])).where(match)
-    if inner:  # filters on papers_facets (rowid = the FTS rowid), tested before ranking
-        hits = hits.join(PAPER_FACETS, PAPER_FACETS.c.rowid == fts.c.rowid).where(*inner)
-    if cut is not None:  # nothing else to filter on: rank here, join only the top rows
-        # (ties broken by date as the page is, where the date is at hand: with facets)
-        ties = [PAPER_FACETS.c.published.desc()] if inner else []
-        hits = hits.order_by(literal_column("bm25"), *ties).limit(cut)
+    f = PAPER_FACETS.c
+    if facets:  # papers_facets has the FTS rowid; filters are tested before ranking
+        hits = hits.join(PAPER_FACETS, f.rowid == fts.c.rowid).where(*inner)
+    if cut is not None:  # nothing else to filter on: sort and cut here, join only the page
+        if ranked:  # (ties broken by date as the page is, where the date is at hand)
+            keys = [literal_column("bm25"), *([f.published.desc()] if facets else [])]
+        else:
+            keys = [f.score.desc(), f.published.desc()] if sort == "score" else \
+                [f.published.desc()]
+        hits = hits.order_by(*keys).limit(cut)
     hits = hits.subquery()
     stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
     return stmt, hits.c.bm25 if ranked else None  # lower is better
