@@ -9,8 +9,9 @@ every paper the text matches: tens of thousands for a common word in a large sto
 wide (the abstract is stored inline), about one page per match. `papers_facets` holds just
 those columns, keyed by the same rowid as the FTS index, so the filters are tested on a
 table about 30 times smaller (5x faster per match; see bench/search.py), and only the
-page of results is read from `papers`. Triggers keep it in step on insert, update of those
-columns and delete, as 0002's triggers do for the full-text index.
+page of results is read from `papers`; a text query sorted by date or score reads its sort
+keys there too. Triggers keep it in step on insert, update of those columns and delete, as
+0002's triggers do for the full-text index.
 
 PostgreSQL. Ranking a common term reads the tsvector of every match; 0002's column has the
 default EXTENDED storage, so most vectors live out of line in the TOAST table and each costs
