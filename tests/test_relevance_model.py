@@ -14,7 +14,13 @@ from tracker.scoring import persist
 from tracker.scoring.keywords import KeywordMatcher, normalize
 from tracker.scoring.labels import Doc, make_doc, read_labels
 from tracker.scoring.metrics import evaluate
-from tracker.scoring.model import category_term, make_vectorizer, stop_words, train
+from tracker.scoring.model import (
+    category_term,
+    combine,
+    make_vectorizer,
+    stop_words,
+    train,
+)
 from tracker.scoring.scorer import Scorer
 from tracker.scoring.text import TermIndex, batch
 
@@ -147,6 +153,34 @@ def test_model_file_round_trip(model, tmp_path):
     (tmp_path / "junk.joblib").write_bytes(b"not a model")
     with pytest.raises(TrackerError, match="junk.joblib"):
         persist.load(tmp_path / "junk.joblib")
+
+
+def test_stages_combine_as_a_soft_minimum():
+    """Sharpness 1 is the product of the stages' probabilities; larger values approach
+    min(a, b); every sharpness is strictly increasing in both stages."""
+    a = np.array([-3.0, 0.0, 2.0, 8.0, 1.0])
+    b = np.array([1.0, 1.0, -1.0, 0.5, 1.0])
+    p = 1 / (1 + np.exp(-a)) / (1 + np.exp(-b))
+    assert combine(a, b) == pytest.approx(np.log(p / (1 - p)))
+    assert combine(a, b, 100.0) == pytest.approx(np.minimum(a, b), abs=0.01)
+    for s in (1.0, 3.0):
+        assert (combine(a + 0.1, b, s) > combine(a, b, s)).all()
+        assert (combine(a, b + 0.1, s) > combine(a, b, s)).all()
+
+
+def test_model_file_without_sharpness_scores_as_the_product(model, tmp_path):
+    """Files saved before the sharpness existed load with 1.0 (the product), as scored then."""
+    import copy
+
+    old = copy.copy(model)
+    del old.__dict__["sharpness"]
+    loaded = persist.load(persist.save(old, tmp_path / "old.joblib"))
+    assert loaded.sharpness == 1.0
+    x = loaded.term_index().transform(batch([SPIKING.model_text]))
+    a = x.dot(loaded.coef.astype(float)) + loaded.intercept
+    b = x.dot(loaded.coef_b.astype(float)) + loaded.intercept_b
+    expected = 1 / (1 + np.exp(-combine(a, b)[0]))
+    assert Scorer(loaded, {}).score([SPIKING])[0].score == pytest.approx(expected, abs=1e-9)
 
 
 def test_eval_metrics_match_hand_computed_case():

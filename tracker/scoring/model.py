@@ -175,11 +175,13 @@ def _stage(x, y, offset, c: float, weights=None) -> tuple[np.ndarray, float]:
 
 def combine(a, b, sharpness: float = 1.0):
     """Soft minimum of two log-odds: logit(sigmoid(s a) * sigmoid(s b)) / s, computed in
-    log space (stable for large |a|, |b|). Increasing in a and in b; s = 1 is the log-odds
-    of the product of the two probabilities, s -> infinity gives min(a, b)."""
-    a, b = sharpness * a, sharpness * b
-    log_p = np.minimum(-np.logaddexp(0, -a) - np.logaddexp(0, -b), -1e-12)
-    return (log_p - np.log(-np.expm1(log_p))) / sharpness
+    log space, finite for any finite a, b: log p = -softplus(-a) - softplus(-b) and
+    log(1 - p) = log(sigmoid(-a) + sigmoid(a) sigmoid(-b)). Increasing in a and in b; s = 1
+    is the log-odds of the product of the two probabilities, s -> infinity gives min(a, b)."""
+    a, b = sharpness * np.asarray(a, dtype=float), sharpness * np.asarray(b, dtype=float)
+    log_p = -np.logaddexp(0, -a) - np.logaddexp(0, -b)
+    log_q = np.logaddexp(-np.logaddexp(0, a), -np.logaddexp(0, -a) - np.logaddexp(0, b))
+    return (log_p - log_q) / sharpness
 
 
 def _fit_categories(docs, y, text_logit) -> tuple[dict[str, float], float]:
