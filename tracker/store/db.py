@@ -84,7 +84,7 @@ def _postgres_settings(dbapi_conn, _record) -> None:
     # common search term; 1.1 suits SSDs and cached data (halves search p95 on 300k papers).
     # A common term matches tens of thousands of rows: with the default 4 MB work_mem their
     # bitmap turns lossy and every row of those pages is re-checked (its tsvector detoasted);
-    # and such a query's cost estimate crosses jit_above_cost, so ~50-100 ms go to compiling
+    # and such a query's cost estimate crosses jit_above_cost, so ~50 ms go to compiling
     # code for a query that is I/O bound. (1M papers, 200k matches: 3.7 s -> 3.0 s.)
     cursor = dbapi_conn.cursor()
     cursor.execute("SET random_page_cost = 1.1")
