@@ -213,19 +213,30 @@ def matches(session, text_query: str) -> int:
     return session.execute(text(sql), {"q": value}).scalar()
 
 
+# The kinds the target names; their pooled times are printed as "the mix".
+TARGET_MIX = ("single term", "phrase", "prefix", "filtered")
+
+
 def latency(engine, mix) -> None:
     factory = db.session_factory(engine)
+    pooled = []
     for name, queries in mix.items():
         with factory() as session:
             store.search(session, queries[0][0], queries[0][1], limit=50)  # warm the cache
             ms = [t for q, f in queries for t in timed(
                 lambda q=q, f=f: store.search(session, q, f, limit=50))]
             hits = sorted(matches(session, q) for q, _ in queries)
+        pooled += ms if name in TARGET_MIX else []
         ms.sort()
         p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
         print(f"  {name:<20} p50 {statistics.median(ms):8.1f} ms   p95 {p95:8.1f} ms"
               f"   (n={len(ms)}; matches p50 {statistics.median(hits):,.0f}, "
               f"max {hits[-1]:,})")
+    pooled.sort()
+    p95 = pooled[min(len(pooled) - 1, int(len(pooled) * 0.95))]
+    print(f"  {'the mix (' + ', '.join(TARGET_MIX) + ')':<20} p50 "
+          f"{statistics.median(pooled):8.1f} ms   p95 {p95:8.1f} ms   (n={len(pooled)}; "
+          "target p50 < 30 ms, p95 < 150 ms)")
     # As `tracker search` runs: a new process, so a new connection (and a cold SQLite page
     # cache) for each query. Includes opening the connection.
     url = engine.url.render_as_string(hide_password=False)
