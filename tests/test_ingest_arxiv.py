@@ -232,6 +232,34 @@ def test_every_new_and_updated_paper_is_scored_in_its_page(arxiv_app, monkeypatc
     assert sum(calls, []) == [fake.entries[0].id]
 
 
+def test_a_new_version_is_rescored_and_history_grows_only_when_the_score_changes(arxiv_app):
+    from tracker.store.schema import ScoreRow
+
+    fake, build = arxiv_app
+    app = build()
+    fetch(app, now=NOW)
+
+    def history(paper_id):
+        with app.sessions() as s:
+            return s.scalars(select(ScoreRow.value).where(ScoreRow.paper_id == paper_id)
+                             .order_by(ScoreRow.id)).all()
+
+    def current(paper_id):
+        with app.sessions() as s:
+            return s.get(PaperRow, paper_id).score
+
+    same, changed = fake.entries[0], fake.entries[1]
+    assert len(history(same.id)) == len(history(changed.id)) == 1
+    fake.entries[0] = same.bumped(NOW + timedelta(minutes=5), title=same.title)
+    fake.entries[1] = changed.bumped(NOW + timedelta(minutes=5),
+                                     title="Spiking neural networks and dendritic computation")
+    fetch(app, now=NOW + timedelta(hours=1))
+    assert papers(app)[same.id] == 2 and papers(app)[changed.id] == 2
+    assert len(history(same.id)) == 1  # same text, same model: no new history row
+    old, new = history(changed.id)
+    assert new > old and current(changed.id) == new
+
+
 def test_a_scoring_failure_never_loses_the_page(arxiv_app, monkeypatch):
     fake, build = arxiv_app
 
