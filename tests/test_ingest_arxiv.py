@@ -329,7 +329,7 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
     assert result.exit_code == 2 and "expected a date like 2024-01-31" in result.output
     result = runner.invoke(cli, [*base, "fetch", "--source", "arxiv", "--format", "json"])
     assert result.exit_code == 0, result.output
-    (line,) = json.loads(result.output)
+    (line,) = json.loads(result.stdout)  # the run's log lines go to stderr
     assert line["source"] == "arxiv" and line["error"] is None and line["new"] == 0
 
 

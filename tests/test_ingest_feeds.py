@@ -146,6 +146,34 @@ def test_cli_fetch_exits_non_zero_only_when_every_source_failed(db_url, tmp_path
     assert result.exit_code == 2 and "unknown source 'nope'" in result.output
 
 
+def test_cli_fetch_takes_the_fetch_lease_and_is_recorded_as_a_run(db_url, tmp_path, local_server):
+    from tracker.config import load
+    from tracker.store import runs
+    from tracker.store.db import transaction
+
+    local_server.route("/good", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
+    config = _config_file(tmp_path, db_url, [("good", local_server.url("/good"))])
+    app = App(load(config))
+    now = datetime.now(UTC)
+    with transaction(app.sessions) as session:  # the worker, fetching right now
+        assert runs.acquire_lock(session, "fetch", "worker-host:42:abc", now,
+                                 timedelta(minutes=10))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config), "fetch"])
+    assert result.exit_code == 1 and "a fetch is already running" in result.output
+    assert "worker-host:42:abc" in result.output and "Traceback" not in result.output
+    assert local_server.hits("/good") == []  # nothing fetched beside the worker's run
+    with transaction(app.sessions) as session:
+        assert runs.release_lock(session, "fetch", "worker-host:42:abc")
+    result = runner.invoke(cli, ["--config", str(config), "fetch"])
+    assert result.exit_code == 0 and "good: fetched 3, new 3" in result.output
+    with app.sessions() as session:
+        (run,) = runs.recent_runs(session)
+        assert not runs.live_locks(session, datetime.now(UTC))  # released after the run
+    assert (run.job, run.outcome) == ("fetch", "ok") and run.counts["new"] == 3
+    app.close()
+
+
 def _served_headers(raw: bytes) -> dict[str, str]:
     """The `Header:` lines of a feedparser suite file: sent as real HTTP headers."""
     head = raw[:600].decode("latin-1")

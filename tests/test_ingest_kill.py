@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 
 from tests.arxiv_fake import FakeArxiv, make_entries
 from tracker.store.schema import PaperRow, PaperVersionRow, SourceStateRow
@@ -95,6 +95,12 @@ def test_sigkill_mid_fetch_leaves_a_consistent_store(db_url, tmp_path, local_ser
         out, err = done.communicate(timeout=60)
         assert done.returncode == 0, err.decode()
         assert b"arxiv: fetched" in out
+        # the killed run's lease is taken over at once (its process is gone), not after
+        # lock_ttl_seconds, and the killed run is recorded as abandoned
+        assert b"took over the lease" in err
+        with engine.connect() as conn:
+            outcomes = conn.execute(text("SELECT outcome FROM job_runs ORDER BY id")).scalars()
+            assert list(outcomes) == ["abandoned", "ok"]
         stored, versions, cursor = _snapshot(engine)
         assert set(stored) == {e.id for e in entries} and versions == len(entries)
         assert cursor == max(e.updated for e in entries)

@@ -82,3 +82,29 @@ def test_racing_takeover_of_an_expired_lease_has_one_winner(app, db_url):
     with app.sessions() as session:
         holders = [lk.holder for lk in runs.live_locks(session, T0)]
     assert holders == [f"w{wins[0]}"]
+
+
+def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
+    import socket
+    import subprocess
+    import sys
+
+    from tracker.pipeline.cycle import JobResult, Runner
+
+    ran = []
+    runner = Runner(app, jobs={"fetch": lambda a, now: ran.append(now) or JobResult("fetch", "ok")})
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holder = f"{socket.gethostname()}:{other.pid}:feedbeef"
+        assert _acquire(app.sessions, holder, datetime.now(UTC), name="fetch")
+        skipped = runner.run_job("fetch")  # alive on this machine: respected
+        assert skipped.outcome == "skipped" and holder in skipped.error and not ran
+    finally:
+        other.kill()
+        other.wait()
+    # a pid that is gone here says nothing about a process of another machine
+    assert not runner._dead_here(f"another-host:{other.pid}:feedbeef")
+    result = runner.run_job("fetch")  # gone now: taken over at once, not after the TTL
+    assert result.outcome == "ok" and len(ran) == 1
+    with app.sessions() as session:
+        assert runs.live_locks(session, datetime.now(UTC)) == []  # released after the run

@@ -33,7 +33,7 @@ def fetch_command(ctx: click.Context, only: str | None, fmt: str) -> None:
 
     Prints one line per source: fetched / new / updated / errors. A failing source is
     recorded (see `tracker status`) and the others still run; the exit code is 1 only
-    when every source failed.
+    when every source failed, or when a fetch (the worker's or another) is already running.
 
     \b
     Example:
@@ -41,10 +41,10 @@ def fetch_command(ctx: click.Context, only: str | None, fmt: str) -> None:
       tracker fetch --source arxiv
       tracker fetch --source colah --format json
     """
-    from tracker.pipeline.ingest import fetch
+    from tracker.pipeline.ingest import fetch_under_lease
 
     app = get_app(ctx)
-    report = fetch(app, only=only, progress=fmt == "text" and sys.stdout.isatty())
+    report = fetch_under_lease(app, only=only, progress=fmt == "text" and sys.stdout.isatty())
     if fmt == "json":
         echo_json([_as_dict(rep) for rep in report.sources])
     elif not report.sources:

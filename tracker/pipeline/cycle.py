@@ -42,7 +42,11 @@ class JobResult:
 def _fetch_job(app: App, now: datetime) -> JobResult:
     from tracker.pipeline.ingest import fetch
 
-    report = fetch(app, now=now, progress=False)
+    return fetch_result(fetch(app, now=now, progress=False))
+
+
+def fetch_result(report) -> JobResult:
+    """The job record of a fetch (a FetchReport): counts, and which sources failed."""
     failed = {s.name: s.error for s in report.sources if s.error}
     counts = {key: sum(getattr(s, key) for s in report.sources)
               for key in ("fetched", "new", "updated", "errors")}
@@ -136,7 +140,15 @@ class Runner:
                 if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
                     holder = next((lk.holder for lk in runs.live_locks(session, now)
                                    if lk.name == job), "another worker")
-                else:
+                    # A holder that died on this machine (killed, crashed) would block
+                    # the job until its lease expires, hours later: take it over now.
+                    if self._dead_here(holder) and runs.take_over_lock(
+                            session, job, holder, self.holder, now, self.ttl):
+                        _event(logging.WARNING, f"{job}: took over the lease of {holder}, "
+                               "a process of this machine that is gone", job=job,
+                               event="lease_taken_over")
+                        holder = None
+                if not holder:
                     stale = runs.abandon_running(session, job, now,
                                                  "holder stopped before finishing")
                     run_id = runs.start_run(session, job, now, self.host, os.getpid())
@@ -151,6 +163,23 @@ class Runner:
         _event(logging.INFO, f"{job}: started (run {run_id})", job=job, event="started",
                run_id=run_id)
         return None
+
+    def _dead_here(self, holder: str) -> bool:
+        """Is `holder` ("host:pid:tag", as self.holder) a process of this host that no
+        longer runs? Unsure (another host, a pid in use, no permission) means no."""
+        parts = holder.split(":")
+        if len(parts) != 3 or parts[0] != self.host or not parts[1].isdigit():
+            return False
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except OSError:  # e.g. PermissionError: it exists, as another user
+            return False
+        return False
 
     def _elapsed_now(self, active: _Active) -> datetime:
         return active.now + timedelta(seconds=time.monotonic() - active.started)

@@ -1,6 +1,7 @@
 """Ingest use cases (issue 3): fetch every source, backfill arXiv history.
 
     fetch(app, *, now=None, only=None, progress=False) -> FetchReport
+    fetch_under_lease(app, *, only=None, progress=False) -> FetchReport   (`tracker fetch`)
     backfill(app, *, since, until=None, now=None, progress=False) -> SourceReport
 
 Guarantees: one transaction per arXiv page / per feed, holding the items, their scores and
@@ -45,6 +46,28 @@ class FetchReport:
     @property
     def all_failed(self) -> bool:
         return bool(self.sources) and all(s.error for s in self.sources)
+
+
+def fetch_under_lease(app, *, only: str | None = None, progress: bool = False) -> FetchReport:
+    """`tracker fetch`: the fetch as the worker runs it, under the same `fetch` lease and
+    recorded in job_runs, so a manual fetch never races the worker's (or another manual
+    one) over the same pages. TrackerError when a fetch is already running."""
+    from tracker.pipeline.cycle import Runner, fetch_result
+
+    _select(app.config, only)  # an unknown --source is bad input, not a failed run
+    reports = []
+
+    def job(app, now):
+        reports.append(fetch(app, now=now, only=only, progress=progress))
+        return fetch_result(reports[-1])
+
+    result = Runner(app, jobs={"fetch": job}).run_job("fetch")
+    if result.outcome == "skipped":
+        raise TrackerError(f"a fetch is already running ({result.error})",
+                           hint="wait for it to finish (see `tracker status`)")
+    if not reports:  # the fetch itself raised; the run is recorded as failed
+        raise TrackerError(result.error or "fetch failed")
+    return reports[0]
 
 
 def fetch(app, *, now: datetime | None = None, only: str | None = None,

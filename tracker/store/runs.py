@@ -46,6 +46,18 @@ def acquire_lock(session: Session, name: str, holder: str, now: datetime, ttl: t
     return True
 
 
+def take_over_lock(session: Session, name: str, old: str, holder: str, now: datetime,
+                   ttl: timedelta) -> bool:
+    """Take the lease `name` from `old` (a holder known to be gone); False if it has
+    changed hands meanwhile (another process took it over first)."""
+    return bool(session.execute(
+        update(LockRow)
+        .where(LockRow.name == name, LockRow.holder == old)
+        .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def renew_lock(session: Session, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
     """Extend our lease; False if it is no longer ours (it expired and was taken over)."""
     return bool(session.execute(
