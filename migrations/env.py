@@ -7,24 +7,24 @@ from tracker.store.schema import Base
 
 target_metadata = Base.metadata
 
-# Full-text search objects made by migration 0002 live outside the models (FTS5 virtual
-# tables with their shadow tables on SQLite; a generated tsvector column and its GIN index
-# on PostgreSQL), and so is 0003's papers_facets (SQLite), so `alembic check` must not
-# report them as drift.
-FTS_TABLE_PREFIXES = ("papers_fts", "posts_fts", "papers_facets")
-FTS_COLUMNS = {"search_vector"}
-FTS_INDEXES = {"ix_papers_search_vector", "ix_posts_search_vector",
-               "ix_papers_published_desc", "ix_papers_score_desc"}  # the last two: 0003
+# Search objects made by migrations 0002 and 0003 live outside the models (FTS5 virtual
+# tables with their shadow tables and papers_facets on SQLite; a generated tsvector column,
+# its GIN index and two DESC NULLS LAST listing indexes on PostgreSQL), so `alembic check`
+# must not report them as drift.
+SEARCH_TABLE_PREFIXES = ("papers_fts", "posts_fts", "papers_facets")
+SEARCH_COLUMNS = {"search_vector"}
+SEARCH_INDEXES = {"ix_papers_search_vector", "ix_posts_search_vector",
+                  "ix_papers_published_desc", "ix_papers_score_desc"}
 
 
 def include_name(name, type_, parent_names) -> bool:
-    return not (type_ == "table" and name and name.startswith(FTS_TABLE_PREFIXES))
+    return not (type_ == "table" and name and name.startswith(SEARCH_TABLE_PREFIXES))
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    if type_ == "column" and reflected and name in FTS_COLUMNS:
+    if type_ == "column" and reflected and name in SEARCH_COLUMNS:
         return False
-    return not (type_ == "index" and name in FTS_INDEXES)
+    return not (type_ == "index" and name in SEARCH_INDEXES)
 
 
 def _engine():

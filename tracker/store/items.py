@@ -59,19 +59,19 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
             inserts.append({"id": pid, **_paper_values(paper), "first_seen_at": now,
                             "version_seen_at": now})
             result.new.append(pid)
-            result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
-                                             paper.categories, None, None))
+            previous = (None, None)
         elif paper.version > old.version:
             changes.append({"id": pid, **_paper_values(paper), "version_seen_at": now})
             result.updated.append(pid)
-            result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
-                                             paper.categories, old.score, old.score_model))
+            previous = (old.score, old.score_model)
         else:
             if paper.version == old.version:  # older versions come from stale mirrors: ignored
                 refreshes.append({"id": pid, "categories": list(paper.categories),
                                   "primary_category": paper.primary_category, "doi": paper.doi,
                                   "journal_ref": paper.journal_ref, "comment": paper.comment})
             continue
+        result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
+                                         paper.categories, *previous))
         versions.append({"paper_id": pid, "version": paper.version, "title": paper.title,
                          "updated": paper.updated, "seen_at": now})
     for rows, statement in ((inserts, insert(PaperRow.__table__)), (changes, update(PaperRow)),
