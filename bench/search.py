@@ -213,6 +213,11 @@ def matches(session, text_query: str) -> int:
     return session.execute(text(sql), {"q": value}).scalar()
 
 
+def _p95(ms: list[float]) -> float:
+    ordered = sorted(ms)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
 # The kinds the target names; their pooled times are printed as "the mix".
 TARGET_MIX = ("single term", "phrase", "prefix", "filtered")
 
@@ -227,13 +232,11 @@ def latency(engine, mix) -> None:
                 lambda q=q, f=f: store.search(session, q, f, limit=50))]
             hits = sorted(matches(session, q) for q, _ in queries)
         pooled += ms if name in TARGET_MIX else []
-        ms.sort()
-        p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+        p95 = _p95(ms)
         print(f"  {name:<20} p50 {statistics.median(ms):8.1f} ms   p95 {p95:8.1f} ms"
               f"   (n={len(ms)}; matches p50 {statistics.median(hits):,.0f}, "
               f"max {hits[-1]:,})")
-    pooled.sort()
-    p95 = pooled[min(len(pooled) - 1, int(len(pooled) * 0.95))]
+    p95 = _p95(pooled)
     print(f"  {'the mix (' + ', '.join(TARGET_MIX) + ')':<20} p50 "
           f"{statistics.median(pooled):8.1f} ms   p95 {p95:8.1f} ms   (n={len(pooled)}; "
           "target p50 < 30 ms, p95 < 150 ms)")
@@ -246,8 +249,7 @@ def latency(engine, mix) -> None:
             fresh = db.make_engine(url)
             ms += timed(lambda q=q, f=f, fresh=fresh: _search_once(fresh, q, f))
             fresh.dispose()
-        ms.sort()
-        p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
+        p95 = _p95(ms)
         print(f"  {label:<20} p50 {statistics.median(ms):8.1f} ms   "
               f"p95 {p95:8.1f} ms   (n={len(ms)}; a new connection for each query)")
 
