@@ -5,6 +5,8 @@ silently (commands refuse and name `tracker db upgrade`)."""
 from __future__ import annotations
 
 import fcntl
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,10 +64,25 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _use_wal(cursor, wait_seconds: float = 30.0) -> None:
+    """Switch the file to WAL (a setting of the file, kept once made). Two connections that
+    switch a brand-new file at the same moment get "database is locked" at once, without
+    SQLite's busy wait (seen about once in 20 concurrent first uses), so retry briefly."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
