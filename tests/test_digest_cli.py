@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import watched_since
 from tests.smtpd import SmtpServer
 from tests.test_digest_send import add_paper, ledger
 from tracker.cli import cli
-from tracker.config import previous_fire_time
+from tracker.config import from_dict, previous_fire_time
 from tracker.pipeline import App, utcnow
 from tracker.store.db import transaction
 
@@ -103,6 +104,9 @@ def test_send_with_smtp_down_is_one_error_line_and_exit_1(tmp_path, db_url):
     down = SmtpServer()  # nothing listening on its port
     config = tmp_path / "tracker.toml"
     config.write_text(_toml(db_url, down.port), encoding="utf-8")
+    app = App(from_dict({"database": {"url": db_url}}))
+    watched_since(app, utcnow() - timedelta(days=10))
+    app.close()
     result = CliRunner().invoke(cli, ["--config", str(config), "digest", "send"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot connect to SMTP server 127.0.0.1:")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TEST_DATA
+from tests.conftest import TEST_DATA, watched_since
 from tests.smtpd import SmtpServer
 from tracker.errors import ConfigError, SendError
 from tracker.pipeline import App
@@ -36,6 +36,7 @@ from tracker.store.schema import (
 WEEK = TEST_DATA / "digest" / "week.json"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday; the digest fired at 08:00
 PERIOD_END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+WATCHING = NOW - timedelta(days=10)  # when an empty store's fetching began (see watched_since)
 # The relevant items of week.json in reading order (post 1 sits beside the paper it cites).
 EXPECTED_PAPERS = {"2611.10001", "2611.10002", "2611.10003", "2611.10004", "2611.10005",
                    "2611.10006", "2611.10007", "2611.10008"}
@@ -301,6 +302,7 @@ def test_dry_run_sends_and_records_nothing(week_app, smtp):
 
 def test_empty_week_sends_a_short_note_when_send_empty(make_config, smtp):
     app = App(digest_config(make_config, smtp))
+    watched_since(app, WATCHING)
     assert send_digest(app, now=NOW).status == "sent"
     text = smtp.messages[0].get_body(("plain",)).get_content()
     assert "Nothing relevant this week." in text and item_ids_in(text) == []
@@ -308,6 +310,7 @@ def test_empty_week_sends_a_short_note_when_send_empty(make_config, smtp):
 
 def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
     app = App(digest_config(make_config, smtp, send_empty=False))
+    watched_since(app, WATCHING)
     outcome = send_digest(app, now=NOW)
     assert outcome.status == "empty_skipped" and not smtp.envelopes
     # The period is closed (so it is not retried every run) and listed as skipped.
@@ -316,8 +319,32 @@ def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
     assert row["status"] == "sent" and row["message_id"] is None and row["items"] == 0
 
 
+def test_a_new_store_sends_no_digest_for_the_week_before_it_began(make_config, smtp):
+    """A fresh install's first run comes after the last digest time: that week's digest
+    would say "nothing relevant" about a week nobody watched. The first digest goes out at
+    the next digest time, with what was fetched since; preview shows it meanwhile."""
+    from tracker.pipeline.digest import preview
+
+    app = App(digest_config(make_config, smtp))
+    with transaction(app.sessions) as session:  # the first fetch, an hour after 08:00
+        add_paper(session, "2611.20001", NOW, 0.9, title="Spiking networks of the hippocampus")
+    outcome = send_digest(app, now=NOW)
+    assert outcome.status == "not_started"
+    assert "the first goes out 2026-11-30 08:00 UTC" in outcome.message
+    assert not smtp.envelopes and ledger(app) == []
+    shown = preview(app, now=NOW + timedelta(hours=1))
+    assert (shown.digest.start, shown.digest.end) == (PERIOD_END, NOW + timedelta(hours=1))
+    assert [item.id for item in shown.digest.items] == ["2611.20001"]
+
+    assert send_digest(app, now=NOW + timedelta(days=7)).status == "sent"
+    [row] = ledger(app)
+    assert (row.period_start, row.period_end) == (PERIOD_END, PERIOD_END + timedelta(days=7))
+    assert ledger_items(app, row.id) == ["2611.20001"]
+
+
 def test_a_bad_subject_is_a_config_error_before_the_ledger_is_touched(make_config, smtp):
     app = App(digest_config(make_config, smtp, subject="Digest {week}"))
+    watched_since(app, WATCHING)
     with pytest.raises(ConfigError) as error:
         send_digest(app, now=NOW)
     assert "[digest] subject 'Digest {week}'" in str(error.value)
@@ -400,6 +427,7 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         config = make_config({"smtp": raw_smtp, "feeds": [],
                               "digest": {"recipients": ["ada@example.org"]}})
         app = App(config)
+        watched_since(app, WATCHING)
         monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "wrong-password")
         with pytest.raises(SendError) as error:
             send_digest(app, now=NOW)
@@ -461,6 +489,7 @@ def test_tls_modes_send_and_check_the_certificate(make_config, monkeypatch, mode
 def test_starttls_configured_but_not_offered_is_a_clear_error(make_config, smtp):
     plain = {**smtp.config(), "security": "starttls"}
     app = App(make_config({"smtp": plain, "feeds": [], "digest": {"recipients": ["a@b.org"]}}))
+    watched_since(app, WATCHING)
     with pytest.raises(SendError) as error:
         send_digest(app, now=NOW)
     assert "STARTTLS extension not supported by server" in str(error.value)

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.arxiv_fake import FakeArxiv, make_entries
+from tests.conftest import watched_since
 from tests.localserver import Reply
 from tests.smtpd import SmtpServer
 from tests.test_worker_process import (
@@ -78,9 +79,16 @@ def test_cycles_with_a_controllable_clock(make_config, local_server, smtp):
     _serve(local_server, MONDAY_9)
     app = App(make_config(_config(smtp, local_server)))
     try:
-        first = run_cycle(app, MONDAY_9)
+        # Installed on the Saturday before: it fetches, and sends no digest for the week
+        # before it existed (that digest time has passed, but nobody watched that week).
+        first = run_cycle(app, MONDAY_9 - timedelta(days=2))
         assert [(r.job, r.outcome) for r in first] == [("fetch", "ok"), ("digest", "ok")]
-        assert first[0].counts["new"] >= 14 and first[1].counts["status"] == "sent"
+        assert first[0].counts["new"] >= 7 and first[1].counts["status"] == "not_started"
+        assert smtp.messages == [] and _digests(app) == []
+        # Monday after 08:00: the first digest, with what Saturday's fetch found.
+        monday = run_cycle(app, MONDAY_9)
+        assert [(r.job, r.outcome) for r in monday] == [("fetch", "ok"), ("digest", "ok")]
+        assert monday[1].counts["status"] == "sent"
         assert _count(app, PaperRow) == 14 and _count(app, PostRow) >= 2
         [digest] = _digests(app)
         assert digest.status == "sent" and digest.period_end == MONDAY_9 - timedelta(hours=1)
@@ -103,6 +111,7 @@ def test_missed_digest_is_sent_once_when_the_worker_comes_back_controlled_clock(
     from tracker.pipeline.cycle import Runner
 
     app = App(make_config(_config(smtp)))
+    watched_since(app, MONDAY_9 - timedelta(days=7))
     try:
         # The worker was down over Monday 08:00; it restarts at 09:00, then again at 09:30.
         for restart in (MONDAY_9, MONDAY_9 + timedelta(minutes=30)):
@@ -118,6 +127,7 @@ def test_tracker_run_end_to_end(tmp_path, db_url, local_server, smtp):
     _serve(local_server, utcnow())
     config = write_config(tmp_path / "tracker.toml", _config(smtp, local_server))
     env = {"TRACKER_DATABASE_URL": db_url}
+    _watched_last_week(db_url)
     first = CliRunner().invoke(cli, ["--config", str(config), "run"], env=env)
     assert first.exit_code == 0, first.output
     assert re.search(r"^fetch: ok \(fetched \d+, new \d+", first.output, re.M)
@@ -131,8 +141,34 @@ def test_tracker_run_end_to_end(tmp_path, db_url, local_server, smtp):
                                 env=env)
     report = json.loads(status.output)
     assert report["store"]["papers"] == 14 and report["last_digest"]["status"] == "sent"
-    assert [r["job"] for r in report["recent_runs"]] == ["fetch", "digest", "fetch"]  # newest 1st
+    # newest first (the last one is last week's)
+    assert [r["job"] for r in report["recent_runs"]] == ["fetch", "digest", "fetch", "fetch"]
     assert all(r["outcome"] == "ok" for r in report["recent_runs"])
+
+
+def test_first_tracker_run_of_a_new_install_sends_no_empty_digest(tmp_path, db_url,
+                                                                   local_server, smtp):
+    _serve(local_server, utcnow())
+    config = write_config(tmp_path / "tracker.toml", _config(smtp, local_server))
+    env = {"TRACKER_DATABASE_URL": db_url}
+    first = CliRunner().invoke(cli, ["--config", str(config), "run"], env=env)
+    assert first.exit_code == 0, first.output
+    assert re.search(r"^digest: ok \(status not_started.*began after the last digest time.*"
+                     r"the first goes out \d{4}-\d\d-\d\d 08:00 UTC", first.output, re.M)
+    assert smtp.messages == []
+    shown = CliRunner().invoke(cli, ["--config", str(config), "digest", "preview", "--text"],
+                               env=env)
+    assert shown.exit_code == 0
+    fetched = re.search(r"^(\d+) fetched", shown.output, re.M)
+    assert fetched and int(fetched.group(1)) >= 14  # what the first digest holds so far
+
+
+def _watched_last_week(db_url: str) -> None:
+    app = open_app(db_url)
+    try:
+        watched_since(app, utcnow() - timedelta(days=8))
+    finally:
+        app.close()
 
 
 def _digest_done(worker: WorkerProcess) -> bool:
@@ -141,6 +177,7 @@ def _digest_done(worker: WorkerProcess) -> bool:
 
 def test_missed_digest_sent_once_across_worker_restarts(tmp_path, db_url, smtp):
     config = _config(smtp)
+    _watched_last_week(db_url)
     for round_ in range(2):
         worker = WorkerProcess(tmp_path, db_url, config, "worker", name=f"worker{round_}")
         try:
@@ -156,7 +193,7 @@ def test_missed_digest_sent_once_across_worker_restarts(tmp_path, db_url, smtp):
         tmp_path / "worker0.log").read_text()
     assert "start-up run" not in (tmp_path / "worker1.log").read_text()
     assert len(smtp.messages) == 1
-    assert [r.job for r in job_runs(db_url)] == ["fetch", "digest"]
+    assert [r.job for r in job_runs(db_url)] == ["fetch", "fetch", "digest"]
 
 
 def test_two_workers_on_one_database_send_one_digest(tmp_path, db_url, smtp):
@@ -164,6 +201,7 @@ def test_two_workers_on_one_database_send_one_digest(tmp_path, db_url, smtp):
     setup = open_app(db_url)
     setup.sessions  # noqa: B018 -- schema first, as `tracker db upgrade` does in compose
     setup.close()
+    _watched_last_week(db_url)
     workers = [WorkerProcess(tmp_path, db_url, config, "worker", "--run-now", name=f"w{i}")
                for i in range(2)]
     try:
@@ -183,6 +221,7 @@ def test_a_failed_digest_is_retried_after_the_next_scheduled_fetch(make_config, 
     from tracker.scheduler import Worker
 
     app = App(make_config(_config(smtp)))
+    watched_since(app, utcnow() - timedelta(days=8))
     try:
         worker = Worker(Runner(app))
         smtp.refuse("451 4.3.0 try again later")
@@ -192,7 +231,7 @@ def test_a_failed_digest_is_retried_after_the_next_scheduled_fetch(make_config, 
         worker.run_scheduled("fetch")  # and nothing more after that
         assert len(smtp.messages) == 1
         records = [(r.job, r.outcome) for r in job_runs(app.config.database_url)]
-        assert records == [("digest", "failed"), ("fetch", "ok"), ("digest", "ok"),
+        assert records == [("fetch", "ok"), ("digest", "failed"), ("fetch", "ok"), ("digest", "ok"),
                            ("fetch", "ok")]
     finally:
         app.close()

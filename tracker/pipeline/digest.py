@@ -3,6 +3,8 @@
     send_digest(app, *, now, dry_run=False, force=False) -> DigestOutcome
         Period = (end of the last sent digest, or 7 days before its end) .. the latest digest
         cron fire time <= now (tracker.config.previous_fire_time); with force, .. now.
+        A store's first digest is not sent for a period that ended before the store's first
+        fetch run or item (`not_started`); it goes out at the next digest time.
 
 Exactly once: the period is claimed in the ledger (its own committed transaction) before the
 SMTP conversation, and recorded as sent, with its items, only after the server accepted the
@@ -32,6 +34,7 @@ log = logging.getLogger("tracker.digest")
 @dataclass
 class DigestOutcome:
     # sent | already_sent | empty_skipped | no_recipients | dry_run | in_progress | not_due
+    # | not_started
     status: str
     message: str
     item_count: int = 0
@@ -52,6 +55,14 @@ def _due_end(app, now: datetime, force: bool) -> datetime | None:
         return now
     schedule = app.config.schedule
     return previous_fire_time(schedule.digest, schedule.timezone, now)
+
+
+def _before_tracking(session, end: datetime) -> bool:
+    """True when the store has no run or item from before `end`: a first digest for such a
+    period would report "nothing relevant" about a week nobody watched (a fresh install's
+    first `tracker run`)."""
+    started = runs.tracking_started(session)
+    return started is None or started >= end
 
 
 def _subject(config, start: datetime, end: datetime) -> str:
@@ -128,6 +139,8 @@ def preview(app, *, now: datetime) -> Prepared:
     with app.sessions() as session:
         last_end = runs.last_sent_period_end(session)
         fire = _due_end(app, now, force=False)
+        if fire and last_end is None and _before_tracking(session, fire):
+            last_end = fire  # that period is never sent (see send_digest): show the next one
         span = build.period(last_end, fire) if fire else None
         if span is None:
             span = build.period(last_end, now) or (now, now)
@@ -142,6 +155,15 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         return DigestOutcome("not_due", "no digest time in the schedule within the last year")
     with app.sessions() as session:
         last_end = runs.last_sent_period_end(session)
+        first_too_early = last_end is None and not force and _before_tracking(session, end)
+    if first_too_early:
+        from tracker.scheduler import next_fire_times
+
+        first = next_fire_times(app.config, now)["digest"]
+        return DigestOutcome("not_started", "no digest yet: this store began after the last "
+                             f"digest time ({end:%Y-%m-%d %H:%M} UTC); the first goes out "
+                             f"{first:%Y-%m-%d %H:%M} UTC (`tracker digest preview` shows it "
+                             "so far, `tracker digest send --force` sends it now)")
     span = build.period(last_end, end)
     if span is None:
         return DigestOutcome("already_sent", f"the digest for the period ending "

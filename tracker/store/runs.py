@@ -135,6 +135,13 @@ def last_sent_period_end(session: Session) -> datetime | None:
         select(func.max(DigestRow.period_end)).where(DigestRow.status == "sent"))
 
 
+def tracking_started(session: Session) -> datetime | None:
+    """When this store began watching: its first job run or first stored item."""
+    firsts = [session.scalar(select(func.min(column))) for column in
+              (JobRunRow.started_at, PaperRow.first_seen_at, PostRow.first_seen_at)]
+    return min((first for first in firsts if first is not None), default=None)
+
+
 def last_digest(session: Session) -> DigestRow | None:
     return session.scalars(
         select(DigestRow).order_by(DigestRow.period_end.desc()).limit(1)).first()
