@@ -139,6 +139,9 @@ def test_relevance_hash_tracks_keywords():
     changed = config.from_dict({"relevance": {"keywords": {"dendritic computation": 2.0}}})
     assert base.relevance_hash() != changed.relevance_hash()
     assert base.relevance_hash() == config.Config().relevance_hash()
+    # how many labels training needs changes no score
+    fewer = config.from_dict({"relevance": {"min_relevant": 5}})
+    assert base.relevance_hash() == fewer.relevance_hash()
 
 
 def test_mask_url():

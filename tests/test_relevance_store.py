@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -49,7 +50,9 @@ def add_post(app, title, summary, days=1):
 @pytest.fixture
 def cfg(make_config, tmp_path):
     def build(**relevance_overrides):
-        relevance_cfg = {"model_path": str(tmp_path / "model.joblib"), **relevance_overrides}
+        # the label sets here are small by design; the minimum has its own test
+        relevance_cfg = {"model_path": str(tmp_path / "model.joblib"), "min_relevant": 1,
+                         **relevance_overrides}
         return make_config({"relevance": relevance_cfg})
     return build
 
@@ -148,6 +151,24 @@ def test_train_with_only_positives_uses_background_negatives(filled, cfg):
         relevance.train(app, [])
 
 
+def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, cfg, db_url,
+                                                                      tmp_path):
+    app = App(cfg(min_relevant=10))  # SMALL has 8 relevant; one stored paper is labelled
+    relevance.label(app, "2401.00002", "relevant")
+    with pytest.raises(TrackerError, match="only 9 relevant examples; training needs at "
+                                           "least 10"):
+        relevance.train(app, [str(SMALL)])
+    assert not Path(app.config.relevance.model_path).exists()
+    assert relevance.scorer(app).version == "cold-start"
+    assert relevance.train(App(cfg(min_relevant=9)), [str(SMALL)]).n_positive == 9
+
+    config_file = _config_file(tmp_path, db_url, min_relevant=50)
+    result = invoke(config_file, "train", "--labels", str(SMALL))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: only 9 relevant examples; training needs at "
+                                    "least 50") and len(result.stderr.splitlines()) == 1
+
+
 def test_label_errors(filled):
     app, _ = filled
     with pytest.raises(NotFoundError):
@@ -179,6 +200,7 @@ def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
 
 def _config_file(tmp_path, db_url, **relevance_cfg):
     relevance_cfg.setdefault("model_path", str(tmp_path / "model.joblib"))
+    relevance_cfg.setdefault("min_relevant", 1)
     lines = ["feeds = []", "[database]", f"url = {json.dumps(db_url)}", "[relevance]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in relevance_cfg.items()]
     path = tmp_path / "tracker.toml"

@@ -158,6 +158,7 @@ class RelevanceConfig:
         "large language model": -0.5,
     })
     seed_papers: list[str] = key(factory=lambda: ["2210.08340", "2209.03718"])
+    min_relevant: int = key(50, ge=1)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,9 @@ class Config:
 
     def relevance_hash(self) -> str:
         """Hash of everything that changes scores; stored with every score."""
-        payload = json.dumps(asdict(self.relevance), sort_keys=True)
+        settings = asdict(self.relevance)
+        del settings["min_relevant"]  # a condition on training, not on how items score
+        payload = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def masked(self) -> dict:

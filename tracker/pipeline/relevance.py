@@ -166,6 +166,14 @@ def train(app, label_files: list[str]) -> TrainReport:
         raise InputError(
             f"cannot train on {len(labels)} examples with {positives} relevant (label 2)",
             hint="give --labels files or `tracker label ID relevant|irrelevant` both kinds")
+    needed = app.config.relevance.min_relevant
+    if positives < needed:
+        raise TrackerError(
+            f"only {positives} relevant examples; training needs at least {needed}: a model "
+            "trained on fewer ranks worse than the keywords alone, so items keep their "
+            "cold-start scores",
+            hint="label more papers relevant (`tracker label ID relevant`), add a --labels "
+                 "file, or lower [relevance] min_relevant")
     try:
         trained = scoring_model.train(docs, labels, keywords=app.config.relevance.keywords,
                                       config_hash=app.config.relevance_hash())
