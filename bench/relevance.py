@@ -1,5 +1,6 @@
 """Relevance benchmark: 5-fold stratified CV over ../shared/data (neuroai_dev + stream_dev),
-tracker vs baselines, with and without categories; cold start; scoring speed.
+tracker vs baselines, with and without categories; cold start; a new install's first few
+labels (why `[relevance] min_relevant` defaults to 50); scoring speed.
 
     /work/venv/bin/python bench/relevance.py [--shared ../shared/data] [--speed-n 100000]
                                              [--seed 0]   (StratifiedKFold random_state)
@@ -85,6 +86,48 @@ def line(name, m):
         print(f"  {'':40s} per fold AP/P@20: {m['folds']}", flush=True)
 
 
+def few_labels(dev, stream, sizes=(5, 20, 50, 90), draws=3) -> None:
+    """A new install that stored the stream week and has k papers labelled relevant (k core
+    papers of neuroai_dev), trained as `tracker train` would with no label files: the stored
+    unlabelled papers are the negatives (background), or the user also labelled k
+    irrelevant ones (hard: label 0/1 papers of neuroai_dev) and nothing else. Measured on the
+    stream week against cold start: AP, and how many items reach the 0.5 digest threshold
+    (how many of them core)."""
+    docs, labels = [r.doc for r in stream], np.array([r.label for r in stream])
+    core = [r.doc for r in dev if r.label == 2]
+    other = [r.doc for r in dev if r.label < 2]
+
+    def report(name, log_odds):
+        m = evaluate(log_odds, labels, threshold=0.0)
+        top = log_odds >= 0.0
+        return (m["average_precision"], int(top.sum()), int((top & (labels == 2)).sum()), name)
+
+    def show(rows):
+        ap, n, hit = (np.mean([r[i] for r in rows]) for i in range(3))
+        print(f"  {rows[0][3]:40s} AP {ap:.3f}  items >= 0.5: {n:6.1f} ({hit:.1f} core)"
+              f"   [{' '.join(f'{r[0]:.3f}' for r in rows)}]", flush=True)
+
+    print(f"first labels of a new install ({len(docs)} stream papers, {(labels == 2).sum()} "
+          f"core; mean of {draws} draws, AP per draw in brackets)")
+    show([report("cold start (default keywords)",
+                 Scorer(None, DEFAULT_KEYWORDS).log_odds(docs))])
+    rng = np.random.default_rng(0)
+    for negatives in ("background", "hard"):
+        for k in sizes:
+            if negatives == "hard" and k > len(other):
+                continue
+            rows = []
+            for _ in range(draws):
+                positives = [core[i] for i in rng.choice(len(core), k, replace=False)]
+                against = docs if negatives == "background" else \
+                    [other[i] for i in rng.choice(len(other), k, replace=False)]
+                model = train(positives + against, [2] * k + [0] * len(against),
+                              keywords=DEFAULT_KEYWORDS)
+                rows.append(report(f"{k} relevant + {negatives} negatives",
+                                   Scorer(model, DEFAULT_KEYWORDS).log_odds(docs)))
+            show(rows)
+
+
 def speed(n: int, docs, labels):
     model = train(docs, labels, keywords=DEFAULT_KEYWORDS)
     scorer = Scorer(model, DEFAULT_KEYWORDS)
@@ -105,9 +148,9 @@ def main() -> None:
     parser.add_argument("--speed-n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0, help="random_state of the folds")
     args = parser.parse_args()
-    records = []
-    for name in ("neuroai_dev.jsonl", "stream_dev.jsonl"):
-        records += read_labels(Path(args.shared) / name)
+    dev = read_labels(Path(args.shared) / "neuroai_dev.jsonl")
+    stream = read_labels(Path(args.shared) / "stream_dev.jsonl")
+    records = dev + stream
     docs = [r.doc for r in records]
     labels = [r.label for r in records]
     plain = [Doc(d.text, title=d.title) for d in docs]
@@ -125,6 +168,7 @@ def main() -> None:
         line("tracker, trained, no keywords", cross_validate(tracker({}), data, labels, folds))
         cold = lambda tr, tl, d: Scorer(None, DEFAULT_KEYWORDS).log_odds(d)  # noqa: E731
         line("tracker, cold start (no training)", cross_validate(cold, data, labels, folds))
+    few_labels(dev, stream)
     speed(args.speed_n, docs, labels)
 
 
