@@ -184,6 +184,32 @@ def test_seed_papers_are_fetched_once_by_id(arxiv_app, make_config, local_server
         app.close()
 
 
+@pytest.mark.parametrize("seed_reply,fails", [(Reply(503, b"busy"), True),
+                                               (Reply(400, b"bad id_list"), False)])
+def test_seed_failures(arxiv_app, make_config, local_server, seed_reply, fails):
+    """An API that answers nothing usable within the retries fails the source at the seed
+    lookup (waiting out the same retries again for the categories would only double an
+    offline user's wait); a refused seed lookup is one error and the categories still run."""
+    fake, _ = arxiv_app
+    local_server.route("/api/query",
+                       lambda req: seed_reply if "id_list" in req.query else fake(req))
+    app = App(make_config({"arxiv": {"api_url": local_server.url("/api/query"),
+                                     "delay_seconds": 0, "page_size": 10, "max_retries": 1},
+                           "relevance": {"seed_papers": ["2210.08340"]}}))
+    try:
+        (rep,) = fetch(app, now=NOW).sources
+        seed_requests = [r for r in local_server.requests if "id_list" in r.query]
+        if fails:
+            assert "HTTP 503 (gave up after 2 attempts)" in rep.error
+            assert len(seed_requests) == 2 == len(local_server.requests)
+            assert papers(app) == {} and state(app).cursor is None
+        else:
+            assert (rep.error, rep.errors, rep.new) == (None, 1, 45)
+            assert len(seed_requests) == 1
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("name,expected", [("1605.08386", "1605.08386"),
                                            ("1707.08567", "1707.08567"),
                                            ("astro-ph_0601001", "astro-ph/0601001")])

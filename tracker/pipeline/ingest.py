@@ -171,6 +171,8 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
     try:
         for page in source.id_pages(client, missing):
             _store_papers(app, page, now, rep, cursor=False)
+    except source.GaveUp:
+        raise  # the category queries would only wait out the same retries; the source fails
     except TrackerError as exc:  # the category fetch still runs; the next fetch retries
         rep.errors += 1
         log.warning("arxiv: seed papers %s not fetched: %s", ", ".join(missing), exc)

@@ -54,6 +54,10 @@ class Retryable(Exception):
         self.wait = wait
 
 
+class GaveUp(SourceError):
+    """The API gave no usable answer within the retries (down, unreachable, overloaded)."""
+
+
 class ArxivClient:
     def __init__(self, api_url: str, *, delay_seconds: float, timeout_seconds: float,
                  max_retries: int, sleep=time.sleep):
@@ -79,7 +83,7 @@ class ArxivClient:
                 return page
             except Retryable as exc:
                 if attempt == self.max_retries:
-                    raise SourceError(
+                    raise GaveUp(
                         f"arXiv API: {exc} (gave up after {attempt + 1} attempts)",
                         hint="the next fetch resumes from the last stored page",
                     ) from None
