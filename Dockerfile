@@ -17,9 +17,9 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-# The quotes keep the shell from reading [postgres] as a glob.
+# The quotes keep the shell from reading [postgres,fast-sqlite] as a glob.
 RUN wheel="$(echo /wheels/*.whl)" \
- && pip install "${wheel}[postgres]" \
+ && pip install "${wheel}[postgres,fast-sqlite]" \
  && rm -rf /wheels \
  && useradd --system --user-group --uid 10001 --create-home --home-dir /home/tracker tracker \
  && mkdir -p /app/config /app/data \

@@ -3,6 +3,7 @@ sorting and paging, the full-text index kept in sync, and hostile queries."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -335,3 +336,42 @@ def test_sqlite_bm25_weights_are_the_rank_migration_0002_configures(sqlite_url):
             args = re.fullmatch(r"bm25\((.*)\)", rank).group(1)
             assert tuple(float(a) for a in args.split(",")) == side.weights
     engine.dispose()
+
+
+def test_the_newest_sqlite_at_hand_is_used(sqlite_url):
+    """With the fast-sqlite extra installed, engines run on its newer SQLite."""
+    import sqlite3
+
+    from tracker.store import db
+
+    fast = pytest.importorskip("pysqlite3.dbapi2")
+    engine = db.make_engine(sqlite_url)
+    with engine.connect() as conn:
+        version = conn.exec_driver_sql("SELECT sqlite_version()").scalar()
+    engine.dispose()
+    assert tuple(map(int, version.split("."))) == max(fast.sqlite_version_info,
+                                                      sqlite3.sqlite_version_info)
+
+
+def test_pythons_own_sqlite_serves_the_same_search(sqlite_url, monkeypatch):
+    """Without the fast-sqlite extra (Alpine, macOS) the standard library's SQLite runs
+    the same schema and gives the same results."""
+    import sqlite3
+
+    from tracker.config import from_dict
+    from tracker.pipeline import App
+
+    monkeypatch.setitem(sys.modules, "pysqlite3", None)  # as if not installed
+    app = App(from_dict({"database": {"url": sqlite_url}, "feeds": []}))
+    try:
+        with app.sessions() as session:
+            version = session.connection().exec_driver_sql("SELECT sqlite_version()").scalar()
+        assert version == sqlite3.sqlite_version
+        seed(app)
+        for check in (test_words_phrases_prefixes_and_stemming,
+                      test_boolean_operators_and_parentheses,
+                      test_ranking_puts_title_and_repeated_matches_first, test_filters,
+                      test_index_follows_insert_update_delete):
+            check(app)
+    finally:
+        app.close()
