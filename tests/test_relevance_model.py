@@ -141,6 +141,16 @@ def test_tfidf_matches_sklearn_transform(records):
     assert ours.shape == theirs.shape and abs(ours - theirs).max() < 1e-6
 
 
+def test_an_unwritable_model_path_is_one_clear_error_and_leaves_nothing(model, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder").mkdir()
+    for path in (tmp_path / "file" / "model.joblib", tmp_path / "folder"):
+        with pytest.raises(TrackerError, match=f"cannot write the model file {path}: "):
+            persist.save(model, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
+    assert not list((tmp_path / "folder").iterdir())
+
+
 def test_model_file_round_trip(model, tmp_path):
     path = persist.save(model, tmp_path / "sub" / "model.joblib")
     loaded = persist.load(path)

@@ -16,10 +16,18 @@ def save(model: TrainedModel, path: str | Path) -> Path:
     import joblib
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    joblib.dump({"format": FORMAT, "model": model}, tmp, compress=3)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():  # os.replace would fail only after the whole model is written
+            raise IsADirectoryError(21, "is a directory")
+        joblib.dump({"format": FORMAT, "model": model}, tmp, compress=3)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.is_file():
+            tmp.unlink()
+        raise TrackerError(f"cannot write the model file {path}: {exc.strerror or exc}",
+                           hint="set [relevance] model_path to a writable file path") from None
     return path
 
 
