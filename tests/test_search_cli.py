@@ -112,12 +112,26 @@ def test_show_post_links_papers(run):
     assert json.loads(run("show", "post:2", "--format", "json").stdout)["label"] == "relevant"
 
 
-def test_show_unknown_id_is_not_found(run):
-    for item in ("2999.99999", "post:99", "post:abc"):
+def test_show_unknown_id_is_not_found_and_a_malformed_one_is_bad_input(run):
+    for item, code, message in (("2999.99999", 1, "error: no item"),
+                                ("post:99", 1, "error: no item"),
+                                ("post:abc", 2, "error: bad item id 'post:abc'"),
+                                ("arXiv: 2601", 2, "error: bad item id")):
         result = run("show", item)
-        assert result.exit_code == 1
-        assert result.stderr.startswith("error: no item") and result.stdout == ""
+        assert result.exit_code == code
+        assert result.stderr.startswith(message) and result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ids_are_read_alike_by_every_command(run):
+    """The forms people paste: versioned, arXiv: prefixed, abs and pdf URLs."""
+    forms = ("2601.00001v2", "arXiv:2601.00001", "https://arxiv.org/abs/2601.00001v1",
+             "https://arxiv.org/pdf/2601.00001v1.pdf", " 2601.00001 ")
+    for form in forms:
+        assert json.loads(run("show", form, "--format", "json").stdout)["id"] == "2601.00001"
+        result = run("explain", form)
+        assert result.exit_code == 0 and "2601.00001" in result.stdout, result.stderr
+        assert run("label", form, "relevant").exit_code == 0
 
 
 def test_export_whole_store(run, tmp_path):

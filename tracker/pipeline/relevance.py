@@ -31,24 +31,6 @@ BACKGROUND_NEGATIVES = 2000
 USER_LABELS = {"relevant": 2, "irrelevant": 0}
 
 
-def parse_item_id(text: str) -> tuple[str, str | int]:
-    """'2210.08340' -> ('paper', '2210.08340'); 'post:12' -> ('post', 12)."""
-    text = text.strip()
-    if text.startswith("post:"):
-        number = text[5:]
-        if not number.isdigit():
-            raise InputError(f"bad item id {text!r}", hint="blog posts look like post:12")
-        return "post", int(number)
-    if not text or " " in text:
-        raise InputError(f"bad item id {text!r}", hint="e.g. 2210.08340 or post:12")
-    return "paper", text.rsplit("v", 1)[0] if _versioned(text) else text
-
-
-def _versioned(text: str) -> bool:
-    head, _, tail = text.rpartition("v")
-    return bool(head) and tail.isdigit() and head[-1].isdigit()
-
-
 def _doc(item):
     from tracker.scoring.labels import make_doc
 
@@ -192,6 +174,8 @@ def model_info(app) -> dict:
 # --- explain, eval, label ------------------------------------------------------------------
 
 def _stored(session, item_id: str):
+    from tracker.store.search import parse_item_id
+
     kind, key = parse_item_id(item_id)
     found = store.items_by_ids(session, [key] if kind == "paper" else [],
                                [key] if kind == "post" else [])

@@ -36,7 +36,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from tracker.errors import NotFoundError
+from tracker.errors import InputError, NotFoundError
 from tracker.store import search_query as q
 from tracker.store.schema import (
     Timestamp,
@@ -279,17 +279,22 @@ def load_items(conn, keys: list[tuple[str, object]]) -> list[dict]:
 
 # --- one item in full, and the whole store ---------------------------------------------
 
-def parse_item_id(item_id: str) -> tuple[str, object]:
+def parse_item_id(item_id: str) -> tuple[str, str | int]:
     """("post", 12) for "post:12"; ("paper", "2210.08340") for an arXiv id, with or
-    without a version, "arXiv:" prefix or abs URL."""
+    without a version, "arXiv:" prefix or abs/pdf URL. Malformed text is bad input; whether
+    the item exists is the caller's question."""
     text = item_id.strip()
     if text.lower().startswith("post:"):
-        number = text[5:]
+        number = text[5:].strip()
         if not number.isdigit():
-            raise NotFoundError(f"no item {item_id!r}: a post id is post:<number>")
+            raise InputError(f"bad item id {item_id!r}", hint="blog posts look like post:12")
         return "post", int(number)
-    text = re.sub(r"^(?:https?://arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text, flags=re.I)
-    return "paper", re.sub(r"v\d+$", "", text)
+    text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,
+                  flags=re.I)
+    text = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", text)
+    if not text or any(c.isspace() for c in text):
+        raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
+    return "paper", text
 
 
 def show(conn, item_id: str) -> dict:
