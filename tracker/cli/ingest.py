@@ -91,8 +91,11 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     from tracker.pipeline import utcnow
 
     now = utcnow()
-    end = _date(until, "--until", end_of_day=True)
-    rep = backfill(app, since=_date(since, "--since"), until=min(end, now) if end else now,
+    start, end = _date(since, "--since"), _date(until, "--until", end_of_day=True)
+    if end is not None and start >= end:
+        raise click.BadParameter(f"--until {until} is before --since {since}",
+                                 param_hint="--until")
+    rep = backfill(app, since=start, until=min(end, now) if end else now,
                    now=now, progress=sys.stdout.isatty())
     click.echo(_line(rep))
     if rep.error:

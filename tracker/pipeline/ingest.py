@@ -118,7 +118,7 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
                 done = end
                 bar.advance(task)
     except TrackerError as exc:
-        rep.error = (f"{exc} (stored up to {done:%Y-%m-%d %H:%M} UTC; "
+        rep.error = (f"{exc.message} (stored up to {done:%Y-%m-%d %H:%M} UTC; "
                      f"re-run with --since {done:%Y-%m-%d})")
     finally:
         client.close()
