@@ -58,12 +58,41 @@ def test_db_upgrade_then_current(db_url):
     assert "up to date" in current.output
 
 
+def test_db_upgrade_to_an_unknown_revision_is_bad_input(sqlite_url):
+    result = run("db", "upgrade", "--revision", "9999", env={"TRACKER_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 2
+    assert result.output.startswith("error: cannot upgrade to revision '9999'")
+
+
 def test_unreachable_database_is_one_line_error(tmp_path):
     env = {"TRACKER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     proc = subprocess.run([sys.executable, "-m", "tracker", "db", "upgrade"], capture_output=True,
                           text=True, timeout=60, env={**_base_env(), **env})
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot use database") and "Traceback" not in proc.stderr
+
+
+def test_database_urls_as_users_write_them(tmp_path):
+    """postgres:// and postgresql:// (as hosting services print them) mean the psycopg 3
+    driver we ship; other schemes and an SQLite folder that cannot be made are one line."""
+    from tracker.store import db
+
+    for url in ("postgres://me@127.0.0.1/x", "postgresql://me@127.0.0.1/x"):
+        engine = db.make_engine(url)
+        assert engine.url.drivername == "postgresql+psycopg"
+        engine.dispose()
+    for url, message in (("mysql://me@127.0.0.1/x", "unsupported database URL scheme 'mysql'"),
+                         ("sqlitefoo:///x.db", "unsupported database URL scheme 'sqlitefoo'"),
+                         (f"sqlite:///{tmp_path}/file/db.sqlite",
+                          f"cannot create the folder {tmp_path}/file of the SQLite database")):
+        (tmp_path / "file").write_text("a file where the folder would go")
+        result = run("status", env={"TRACKER_DATABASE_URL": url})
+        assert (result.exit_code, result.output.count("\n")) == (1, 1), result.output
+        assert message in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[database]\nurl = "sqlitefoo:///x.db"\n')
+    result = run("--config", str(bad), "config", "check")
+    assert result.exit_code == 2 and "database.url" in result.output
 
 
 def _base_env():

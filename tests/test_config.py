@@ -85,6 +85,11 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[digest]\nrecipients = ["nobody"]\n', "key 'digest.recipients': .*not an email"),
         ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
         ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
+        ('[database]\nurl = "sqlitefoo://x"\n', "key 'database.url': expected a sqlite"),
+        ('[digest]\nsubject = "{start:%d %b"\n', "key 'digest.subject': cannot be formatted"),
+        ('[digest]\nsubject = "Digest {week}"\n', "key 'digest.subject': cannot be formatted"),
+        ('[digest]\nunsubscribe = "foo bar"\n', "key 'digest.unsubscribe': expected a mailto"),
+        ('[digest]\nunsubscribe = "http://x/u"\n', "key 'digest.unsubscribe': expected a mailto"),
         ("database = 3\n", "key 'database'"),
         ("[arxiv]\nenabled = 1\n", "key 'arxiv.enabled': expected a boolean"),
         ('[arxiv]\ncategories = ["q-bio.NC", 2]\n', "key 'arxiv.categories.1': expected a string"),
@@ -126,7 +131,8 @@ def test_defaults_pass_their_own_checks():
             if check is not None and spec.default is not MISSING:
                 check(spec.default)
                 checked += 1
-    assert checked == 5  # database.url, arxiv.api_url, schedule: timezone, fetch, digest
+    assert checked == 7  # database.url, arxiv.api_url, schedule: timezone, fetch, digest;
+    # digest: subject, unsubscribe
 
 
 def test_missing_explicit_file_is_a_config_error(tmp_path):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from tests.conftest import TEST_DATA, watched_since
 from tests.smtpd import SmtpServer
-from tracker.errors import ConfigError, SendError
+from tracker.errors import SendError
 from tracker.pipeline import App
 from tracker.pipeline.digest import list_digests, send_digest
 from tracker.store.db import transaction
@@ -340,15 +340,6 @@ def test_a_new_store_sends_no_digest_for_the_week_before_it_began(make_config, s
     [row] = ledger(app)
     assert (row.period_start, row.period_end) == (PERIOD_END, PERIOD_END + timedelta(days=7))
     assert ledger_items(app, row.id) == ["2611.20001"]
-
-
-def test_a_bad_subject_is_a_config_error_before_the_ledger_is_touched(make_config, smtp):
-    app = App(digest_config(make_config, smtp, subject="Digest {week}"))
-    watched_since(app, WATCHING)
-    with pytest.raises(ConfigError) as error:
-        send_digest(app, now=NOW)
-    assert "[digest] subject 'Digest {week}'" in str(error.value)
-    assert ledger(app) == [] and not smtp.envelopes
 
 
 def test_preview_after_a_send_shows_what_the_next_digest_holds_so_far(week_app, smtp):

@@ -43,7 +43,8 @@ def _http_url(value: str) -> str:
 
 
 def _database_url(value: str) -> str:
-    if not value.startswith(("sqlite", "postgresql")):
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
         raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
     return value
 
@@ -79,6 +80,24 @@ def _addresses(value: list[str]) -> list[str]:
     for address in value:
         if "@" not in address:
             raise ValueError(f"{address!r} is not an email address")
+    return value
+
+
+def _subject(value: str) -> str:
+    when = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    try:
+        value.format(start=when, end=when)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ValueError(f"cannot be formatted ({exc}): use {{start}} and {{end}} with "
+                         "strftime codes, e.g. {start:%d %b}") from None
+    return value
+
+
+def _unsubscribe(value: str) -> str:
+    parts = urlsplit(value)
+    if value and not (parts.scheme == "mailto" and "@" in parts.path
+                      or parts.scheme == "https" and parts.netloc):
+        raise ValueError(f"expected a mailto: or https: URL, got {value!r}")
     return value
 
 
@@ -175,13 +194,13 @@ class ScheduleConfig:
 class DigestConfig:
     recipients: list[str] = key(factory=list, check=_addresses)
     sender: str = "neuroai-tracker@localhost"
-    subject: str = "NeuroAI digest: {start:%d %b} to {end:%d %b %Y}"
+    subject: str = key("NeuroAI digest: {start:%d %b} to {end:%d %b %Y}", check=_subject)
     max_items: int = key(30, ge=1, le=1000)
     min_score: float = key(0.5, ge=0, le=1)
     send_empty: bool = True
     include_updates: bool = False
     list_id: str = "NeuroAI tracker digest <digest.neuroai-tracker.local>"
-    unsubscribe: str = ""
+    unsubscribe: str = key("", check=_unsubscribe)
 
 
 @dataclass(frozen=True)

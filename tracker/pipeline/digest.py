@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from tracker.config import previous_fire_time
 from tracker.digest import build
-from tracker.errors import ConfigError
 from tracker.store import digests as ledger
 from tracker.store import runs
 from tracker.store.db import transaction
@@ -66,13 +65,8 @@ def _before_tracking(session, end: datetime) -> bool:
 
 
 def _subject(config, start: datetime, end: datetime) -> str:
-    zone = ZoneInfo(config.schedule.timezone)
-    try:
-        return config.digest.subject.format(start=start.astimezone(zone), end=end.astimezone(zone))
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"[digest] subject {config.digest.subject!r} cannot be formatted: "
-                          f"{exc}", hint="use {start} and {end} with strftime codes, "
-                          "e.g. {start:%d %b}") from None
+    zone = ZoneInfo(config.schedule.timezone)  # the subject format is checked with the config
+    return config.digest.subject.format(start=start.astimezone(zone), end=end.astimezone(zone))
 
 
 def _configured_sources(config) -> list[str]:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from tracker.config import mask_url
-from tracker.errors import SchemaOutdatedError, StoreError
+from tracker.errors import InputError, SchemaOutdatedError, StoreError
 
 if TYPE_CHECKING:  # the ORM is imported only by commands that use sessions
     from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # The newest migration's revision. Kept here so the schema gate every command passes needs
 # one SELECT and no Alembic import (tests check it equals Alembic's head).
 SCHEMA_REVISION = "0003"
+URL_HINT = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
 
 
 def migrations_dir() -> Path:
@@ -42,16 +43,25 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"invalid database URL {mask_url(url)!r}") from None
+        raise StoreError(f"invalid database URL {mask_url(url)!r}", hint=URL_HINT) from None
+    if parsed.drivername in ("postgres", "postgresql"):  # psycopg 3 is the driver we ship
+        parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {folder} of the SQLite database: "
+                                 f"{exc.strerror}") from None
         engine = create_engine(parsed, module=sqlite_dbapi(), connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take it over so that
         # BEGIN IMMEDIATE can be used where a write lock must be held from the start.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(f"unsupported database URL scheme {parsed.drivername!r}", hint=URL_HINT)
     try:
         engine = create_engine(parsed, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
@@ -59,8 +69,7 @@ def make_engine(url: str) -> Engine:
             f"the driver for {parsed.drivername} is not installed ({exc.name})",
             hint="pip install 'neuroai-tracker[postgres]'",
         ) from None
-    if parsed.get_backend_name() == "postgresql":
-        event.listen(engine, "connect", _postgres_settings)
+    event.listen(engine, "connect", _postgres_settings)
     return engine
 
 
@@ -149,9 +158,14 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Migrate to `revision`; return (before, after)."""
     from alembic import command
+    from alembic.util import CommandError
 
     before = _checked(current_revision, engine)
-    _checked(lambda e: command.upgrade(_alembic_config(e), revision), engine)
+    try:
+        _checked(lambda e: command.upgrade(_alembic_config(e), revision), engine)
+    except CommandError as exc:  # an unknown or older revision (upgrade never goes down)
+        raise InputError(f"cannot upgrade to revision {revision!r}: {exc}",
+                         hint=f"revisions: 0001 .. {SCHEMA_REVISION}, or head") from None
     return before, current_revision(engine)
 
 
