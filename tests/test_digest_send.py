@@ -288,6 +288,8 @@ def test_a_live_claim_blocks_and_a_stale_one_is_taken_over(week_app, smtp):
 
 def test_no_recipients_sends_and_records_nothing(make_config, smtp):
     app = App(digest_config(make_config, smtp, recipients=[]))
+    outcome = send_digest(app, now=NOW)  # a new store too: not "the first goes out Monday"
+    assert outcome.status == "no_recipients" and "recipients" in outcome.message
     seed_week(app)
     outcome = send_digest(app, now=NOW)
     assert outcome.status == "no_recipients" and "recipients" in outcome.message
@@ -335,6 +337,8 @@ def test_a_new_store_sends_no_digest_for_the_week_before_it_began(make_config, s
     shown = preview(app, now=NOW + timedelta(hours=1))
     assert (shown.digest.start, shown.digest.end) == (PERIOD_END, NOW + timedelta(hours=1))
     assert [item.id for item in shown.digest.items] == ["2611.20001"]
+    forced = send_digest(app, now=NOW + timedelta(hours=1), force=True, dry_run=True)
+    assert forced.status == "dry_run" and f"{PERIOD_END:%d %b} to" in forced.message
 
     assert send_digest(app, now=NOW + timedelta(days=7)).status == "sent"
     [row] = ledger(app)

@@ -127,14 +127,24 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
                                     unsubscribe=config.digest.unsubscribe))
 
 
+def _digested_until(app, session, now: datetime) -> datetime | None:
+    """Where the next digest begins: the end of the last one sent; for a new store, the
+    end of the period it skipped (not_started, see send_digest), so that preview, send
+    --force and the first scheduled digest all cover the same span."""
+    last_end = runs.last_sent_period_end(session)
+    if last_end is None:
+        fire = _due_end(app, now, force=False)
+        if fire and _before_tracking(session, fire):
+            return fire
+    return last_end
+
+
 def preview(app, *, now: datetime) -> Prepared:
     """The next digest, rendered, without sending or recording anything: the due period if
     it was not sent yet, else everything seen since the last digest up to now."""
     with app.sessions() as session:
-        last_end = runs.last_sent_period_end(session)
+        last_end = _digested_until(app, session, now)
         fire = _due_end(app, now, force=False)
-        if fire and last_end is None and _before_tracking(session, fire):
-            last_end = fire  # that period is never sent (see send_digest): show the next one
         span = build.period(last_end, fire) if fire else None
         if span is None:
             span = build.period(last_end, now) or (now, now)
@@ -147,8 +157,11 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
     end = _due_end(app, now, force)
     if end is None:
         return DigestOutcome("not_due", "no digest time in the schedule within the last year")
+    if not config.recipients and not dry_run:
+        return DigestOutcome("no_recipients", "no digest sent: [digest] recipients is empty")
     with app.sessions() as session:
-        last_end = runs.last_sent_period_end(session)
+        last_end = _digested_until(app, session, now) if force \
+            else runs.last_sent_period_end(session)
         first_too_early = last_end is None and not force and _before_tracking(session, end)
     if first_too_early:
         from tracker.scheduler import next_fire_times
@@ -169,9 +182,6 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
         return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
                              f"item(s) to {to}; nothing sent or recorded", count)
-    if not config.recipients:
-        return DigestOutcome("no_recipients", "no digest sent: [digest] recipients is empty")
-    _subject(app.config, *span)  # a config error must not touch the ledger
     return _claim_and_send(app, now, *span)
 
 
