@@ -103,3 +103,12 @@ def test_themes_for_few_papers_is_one_section_and_small_clusters_pool():
     every = sorted(i for _, members in groups for i in members)
     assert every == list(range(13))
     assert all(len(members) >= 3 or name == OTHER for name, members in groups)
+
+
+def test_papers_with_no_distinctive_terms_join_the_other_papers():
+    texts = [f"{SPIKING} v{n}" for n in range(10)] + [f"{VISION} v{n}" for n in range(10)]
+    texts += ["we show that this is the one"] * 10 + [f"{MEMORY} m{n}" for n in range(2)]
+    groups = group_by_theme(texts)
+    names = [name for name, _ in groups]
+    assert names[-1] == OTHER and len(set(names)) == len(names)
+    assert sorted(groups[-1][1]) == list(range(20, 32))

@@ -39,10 +39,11 @@ def group_by_theme(texts: list[str], *, max_groups: int = 5, min_group: int = 3,
         groups.setdefault(int(label), []).append(index)
     sections, other = [], []
     for label, members in groups.items():
-        if len(members) < min_group:
+        name = _name(model.cluster_centers_[label], terms, name_terms)
+        if len(members) < min_group or name == OTHER:  # small, or nothing distinctive
             other += members
             continue
-        sections.append((_name(model.cluster_centers_[label], terms, name_terms), members))
+        sections.append((name, members))
     if other:
         sections.append((OTHER, sorted(other)))
     if len(sections) == 1:
