@@ -1,5 +1,6 @@
 """The CLI skeleton: help, version, config check, db upgrade, and the error handler."""
 
+import json
 import subprocess
 import sys
 
@@ -35,7 +36,17 @@ def test_config_check_masks_secrets(tmp_path):
     result = run("config", "check", env=env)
     assert result.exit_code == 0, result.output
     assert "valid" in result.output and "me:***@db/x" in result.output
+    assert "# smtp password ($TRACKER_SMTP_PASSWORD): ***" in result.output
     assert "topsecret" not in result.output and "hunter2" not in result.output
+
+
+def test_config_check_output_loads_as_the_same_config(tmp_path):
+    saved = tmp_path / "effective.toml"
+    saved.write_text(run("config", "check", env={"TRACKER_CONFIG": ""}).output)
+    again = run("--config", str(saved), "config", "check", "--format", "json")
+    default = run("config", "check", "--format", "json", env={"TRACKER_CONFIG": ""})
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["config"] == json.loads(default.output)["config"]
 
 
 def test_broken_config_exits_2_with_one_line_and_no_traceback(tmp_path):

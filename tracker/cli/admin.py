@@ -85,7 +85,11 @@ def config_check(ctx: click.Context, fmt: str) -> None:
     if fmt == "json":
         echo_json({"source": config.source, "config": data})
         return
-    click.echo(f"# effective config (from {config.source}); valid")
+    # The password is not a key of the file (only of the environment): a comment, so the
+    # output can be saved and loaded as a config.
+    password = data["smtp"].pop("password")
+    click.echo(f"# effective config (from {config.source}); valid\n"
+               f"# smtp password ($TRACKER_SMTP_PASSWORD): {password}")
     click.echo(_to_toml(data))
 
 
