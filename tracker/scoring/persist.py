@@ -19,8 +19,6 @@ def save(model: TrainedModel, path: str | Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir():  # os.replace would fail only after the whole model is written
-            raise IsADirectoryError(21, "is a directory")
         joblib.dump({"format": FORMAT, "model": model}, tmp, compress=3)
         os.replace(tmp, path)
     except OSError as exc:
