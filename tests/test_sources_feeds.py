@@ -52,6 +52,13 @@ def test_arxiv_ids_and_dois_are_extracted_from_links_and_text():
     ("https://doi.org/10.48550/arXiv.2305.10601", {("arxiv", "2305.10601")}),
     ("(doi:10.1016/j.neuron.2020.01.001)", {("doi", "10.1016/j.neuron.2020.01.001")}),
     ("version 2024.1 of a tool, 3.14159", set()),
+    # publisher URLs: the DOI without the page, format, query or preprint version after it
+    ("https://www.biorxiv.org/content/10.1101/2023.01.01.522222v1.full.pdf",
+     {("doi", "10.1101/2023.01.01.522222")}),
+    ("https://www.nature.com/articles/10.1038/nn.4244/html?lang=en", {("doi", "10.1038/nn.4244")}),
+    ("https://onlinelibrary.wiley.com/doi/epdf/10.1002/hbm.25000/full#sec1",
+     {("doi", "10.1002/hbm.25000")}),
+    ("https://doi.org/10.1093/brain/awz123.", {("doi", "10.1093/brain/awz123")}),
 ])
 def test_reference_patterns(text, expected):
     assert set(feeds.extract_refs(text)) == expected
@@ -74,6 +81,51 @@ def test_a_document_that_is_not_a_feed_is_a_source_error():
 def test_plain_text_drops_script_bodies_and_decodes_entities():
     html = "<p>a &amp; b&nbsp;<script>var x = 1;</script><b>c</b> &#8220;d&#8221;</p>"
     assert feeds.plain_text(html) == "a & b c “d”"
+
+
+def test_plain_text_keeps_words_apart_at_line_and_block_breaks():
+    html = "<p>one</p><p>two</p>three<br>four<div>five</div><ul><li>six</li><li>seven</li></ul>"
+    assert feeds.plain_text(html + "<b>ei</b>ght") == "one two three four five six seven eight"
+
+
+ENTRIES = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:feed</id>{}</feed>"""
+
+
+def parse_entries(*entries: str):
+    return feeds.parse("neuro", URL, ENTRIES.format("".join(entries)).encode(),
+                       {"content-type": "application/atom+xml"}).posts
+
+
+def test_a_plain_text_title_keeps_what_looks_like_markup():
+    text, markup = parse_entries(
+        "<entry><id>1</id><title type='text'>Typing List&lt;String&gt; &amp; co</title></entry>",
+        "<entry><id>2</id><title type='html'>&lt;i&gt;Dendrites&lt;/i&gt; &amp;amp; "
+        "&lt;script&gt;alert(1)&lt;/script&gt;spikes</title></entry>")
+    assert text.title == "Typing List<String> & co"
+    assert markup.title == "Dendrites & spikes"
+
+
+def test_a_summary_that_is_only_markup_gives_way_to_the_content():
+    post, = parse_entries("<entry><id>1</id><title>t</title>"
+                          "<summary type='html'>&lt;img src='x.png'&gt;</summary>"
+                          "<content type='html'>&lt;p&gt;The text.&lt;/p&gt;</content></entry>")
+    assert post.summary_text == "The text."
+
+
+def test_entries_without_id_link_title_or_date_are_told_apart_by_their_text():
+    first, second = parse_entries("<entry><summary>One note.</summary></entry>",
+                                  "<entry><summary>Another note.</summary></entry>")
+    assert first.guid.startswith("sha256:") and first.guid != second.guid
+    again, = parse_entries("<entry><summary>One note.</summary></entry>")
+    assert again.guid == first.guid
+
+
+def test_the_author_is_a_name_not_an_email_address():
+    rss = (b'<rss version="2.0"><channel><title>t</title><item><guid>a</guid><title>x</title>'
+           b"<author>pat@neuro.example.org (Pat Example)</author></item></channel></rss>")
+    post, = feeds.parse("neuro", URL, rss, {"content-type": "application/rss+xml"}).posts
+    assert post.author == "Pat Example"
 
 
 def test_connection_failure_is_one_short_reason():

@@ -1,8 +1,8 @@
 """Render a Digest as HTML and plain text (Jinja2; the HTML template is autoescaped).
 
-Feed content never reaches the email as markup: post HTML is reduced to text with nh3 (which
-drops <script>/<style> with their content) and then escaped again by the template; links are
-kept only for http(s) and mailto URLs, so `javascript:` and friends cannot get in.
+Feed content never reaches the email as markup: posts reach it as the text ingest stored
+(sources/feeds.plain_text), which the templates escape; links are kept only for http(s) and
+mailto URLs, so `javascript:` and friends cannot get in.
 
 The HTML part is kept under MAX_HTML_BYTES (Gmail clips messages beyond ~102 KB): when a week
 is too big the abstracts get shorter, then go, then the least relevant entries are left out
@@ -11,7 +11,6 @@ is too big the abstracts get shorter, then go, then the least relevant entries a
 
 from __future__ import annotations
 
-import html
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,14 +41,6 @@ class Rendered:
 def wire_size(page: str) -> int:
     """Bytes of the HTML as it travels (UTF-8, CRLF line ends), the size clients measure."""
     return len(page.encode("utf-8")) + page.count("\n")
-
-
-def plain_text(markup: str) -> str:
-    """Feed HTML (or text that may contain tags) as plain text."""
-    import nh3
-
-    stripped = nh3.clean(markup or "", tags=set(), attributes={})
-    return " ".join(html.unescape(stripped).split())
 
 
 def safe_url(url: str | None) -> str:

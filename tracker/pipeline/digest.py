@@ -86,15 +86,13 @@ def _paper_item(row, why, start: datetime) -> build.Item:
 
 
 def _post_item(row, why, refs) -> build.Item:
-    from tracker.digest.render import plain_text
-
-    author = plain_text(row.author or "")
+    # title, author and summary were stored as text (sources/feeds.plain_text); the
+    # templates escape them, so a title like "List<String>" shows as written
     return build.Item(
-        kind="post", id=f"post:{row.id}", title=plain_text(row.title) or "(untitled)",
+        kind="post", id=f"post:{row.id}", title=" ".join(row.title.split()) or "(untitled)",
         url=row.link, score=row.score, seen_at=row.first_seen_at,
-        authors=(author,) if author else (), why=tuple(why),
-        abstract=plain_text(row.summary_text or row.content_html), source=row.feed,
-        refs=tuple(refs))
+        authors=(row.author,) if row.author else (), why=tuple(why),
+        abstract=row.summary_text or "", source=row.feed, refs=tuple(refs))
 
 
 def _prepare(app, session, start: datetime, end: datetime) -> Prepared:

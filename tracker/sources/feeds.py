@@ -34,6 +34,15 @@ _ARXIV_LINK = re.compile(
 _ARXIV_TEXT = re.compile(rf"\barxiv:\s?({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({_NEW_ID})", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>&]+)")
+# what a publisher's URL adds after the DOI: a query or fragment, a page or format suffix
+_DOI_TAIL = re.compile(
+    r"[?#].*$|/(?:full|html|pdf|epdf|abstract|fulltext|full-text|meta|figures|references)/?$"
+    r"|\.(?:full|pdf|abstract|html|full-text|article-info|article-metrics)$", re.IGNORECASE)
+_BIORXIV_VERSION = re.compile(r"^(10\.1101/[\d.]+)v\d+$")  # bioRxiv/medRxiv: ...522222v1
+# a tag that starts a new line on screen: its text must not run into the text before it
+_BLOCK_TAG = re.compile(
+    r"<(?=/?(?:p|br|div|li|dt|dd|h[1-6]|tr|td|th|blockquote|pre|hr|section|article|figcaption"
+    r"|ul|ol|table)\b)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 GUID_MAX = 1024
 
@@ -130,19 +139,21 @@ def _describe(exc) -> str:
 
 
 def _post(feed: str, entry) -> Post:
-    title = plain_text(entry.get("title", "")) or "(untitled)"
+    title = _title(entry) or "(untitled)"
     link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
     published = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
     content = _content_html(entry)
-    summary = plain_text(entry.get("summary", "") or content)
+    # a summary that is only markup (an image, say) says less than the content
+    summary = plain_text(entry.get("summary", "")) or plain_text(content)
+    author = (entry.get("author_detail") or {}).get("name") or entry.get("author", "")
     searchable = " ".join([link or "", content, entry.get("summary", ""),
                            *(lk.get("href", "") for lk in entry.get("links", []))])
     return Post(
         feed=feed,
-        guid=_identity(entry, title, published),
+        guid=_identity(entry, title, published, summary),
         title=title,
         link=link,
-        author=plain_text(entry.get("author", "")) or None,
+        author=plain_text(author) or None,
         summary_text=summary,
         content_html=nh3.clean(content.replace("\x00", "")) if content else "",
         published=published,
@@ -150,13 +161,25 @@ def _post(feed: str, entry) -> Post:
     )
 
 
-def _identity(entry, title: str, published: datetime | None) -> str:
-    """guid, else link, else a hash of title + date; over-long values are hashed too."""
+def _title(entry) -> str:
+    """The title as text. A plain-text title is text already: `List<String>` is not a tag."""
+    title = entry.get("title", "")
+    if (entry.get("title_detail") or {}).get("type") == "text/plain":
+        return _SPACE.sub(" ", title.replace("\x00", "")).strip()
+    return plain_text(title)
+
+
+def _identity(entry, title: str, published: datetime | None, summary: str) -> str:
+    """guid, else link, else a hash of title + date; over-long values are hashed too.
+    An entry with neither title nor date is told apart by its text."""
     value = (entry.get("id") or "").strip() or (entry.get("link") or "").strip()
     value = value.replace("\x00", "")
     if not value:
         stamp = published.isoformat() if published else ""
-        value = "sha256:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
+        key = f"{title}\n{stamp}"
+        if title == "(untitled)" and not stamp:
+            key += f"\n{summary}"
+        value = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     if len(value) > GUID_MAX:
         value = "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     return value
@@ -171,10 +194,12 @@ def _content_html(entry) -> str:
 
 
 def plain_text(fragment: str) -> str:
-    """HTML to one line of text: tags (and script/style bodies) dropped, entities decoded."""
+    """HTML to one line of text: tags (and script/style bodies) dropped, entities decoded,
+    a space where a block or line break kept words apart."""
     if not fragment:
         return ""
-    stripped = nh3.clean(fragment.replace("\x00", ""), tags=set(), attributes={})
+    spaced = _BLOCK_TAG.sub(" <", fragment.replace("\x00", ""))
+    stripped = nh3.clean(spaced, tags=set(), attributes={})
     return _SPACE.sub(" ", html.unescape(stripped)).replace("\x00", "").strip()
 
 
@@ -195,13 +220,21 @@ def _canonical_id(value: str) -> str:
     return value
 
 
+def _doi_proper(found: str) -> str:
+    """The DOI in a match that may run on into a URL's tail or the sentence around it."""
+    doi = found.rstrip(".,;:)]}")
+    while (shorter := _DOI_TAIL.sub("", doi).rstrip(".,;:)]}/")) != doi:
+        doi = shorter
+    return _BIORXIV_VERSION.sub(r"\1", doi)
+
+
 def extract_refs(text: str) -> tuple[tuple[str, str], ...]:
     """arXiv ids (version-less) and DOIs mentioned in links or text."""
     refs = set()
     for pattern in (_ARXIV_LINK, _ARXIV_TEXT, _ARXIV_DOI):
         refs.update(("arxiv", _canonical_id(m.group(1))) for m in pattern.finditer(text))
     for match in _DOI.finditer(text):
-        doi = match.group(1).rstrip(".,;:)]}")
+        doi = _doi_proper(match.group(1))
         if not doi.lower().startswith("10.48550/arxiv."):
             refs.add(("doi", doi.lower()))
     return tuple(sorted(refs))
