@@ -23,7 +23,8 @@ from tracker.store.db import transaction
 from tracker.store.schema import DigestRow, LabelRow, PaperRow, PostRow
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)  # a Saturday
-RSS = (Path(__file__).parent / "data" / "feeds" / "neuro_rss.xml").read_bytes()
+FEEDS = Path(__file__).parent / "data" / "feeds"
+RSS = (FEEDS / "neuro_rss.xml").read_bytes()
 
 
 def _raw(server) -> dict:
@@ -32,6 +33,7 @@ def _raw(server) -> dict:
                   "max_retries": 0, "timeout_seconds": 5},
         "feeds": [{"name": "neuro", "url": server.url("/neuro.xml")},
                   {"name": "gone", "url": server.url("/gone.xml")},
+                  {"name": "broken", "url": server.url("/broken.xml")},
                   {"name": "paused", "url": server.url("/paused.xml"), "enabled": False}],
         "relevance": {"seed_papers": []},
         "schedule": {"timezone": "Europe/Berlin", "fetch": "0 7 * * *"},
@@ -42,6 +44,8 @@ def _filled_app(make_config, local_server) -> App:
     local_server.route("/api/query", FakeArxiv(make_entries(7, NOW - timedelta(days=2))))
     local_server.route("/neuro.xml", Reply(200, RSS, {"Content-Type": "application/rss+xml"}))
     local_server.route("/gone.xml", Reply(404, "no such feed"))
+    local_server.route("/broken.xml", Reply(200, (FEEDS / "broken_atom.xml").read_bytes(),
+                                            {"Content-Type": "application/atom+xml"}))
     app = App(make_config(_raw(local_server)))
     runner = Runner(app)
     runner.run_job("fetch", NOW - timedelta(days=1))
@@ -77,11 +81,14 @@ def test_status_reports_counts_runs_schedule_health_and_digest(make_config, loca
     assert jobs["digest"]["last_run"] is None
     assert [r["job"] for r in report["recent_runs"]] == ["fetch", "fetch"]
     health = {s["name"]: s for s in report["sources"]}
-    assert list(health) == ["arxiv", "neuro", "gone"]  # configured and enabled ones
+    assert list(health) == ["arxiv", "neuro", "gone", "broken"]  # configured and enabled ones
     assert health["arxiv"]["health"] == "ok" and health["arxiv"]["last_success_at"]
     assert health["neuro"]["consecutive_failures"] == 0
     assert health["gone"]["health"] == "failing"
     assert health["gone"]["consecutive_failures"] == 2 and "404" in health["gone"]["last_error"]
+    assert health["broken"]["health"] == "ok"
+    assert health["broken"]["last_warning"].startswith("ill-formed feed: SAXParseException")
+    assert health["neuro"]["last_warning"] is None
     assert report["last_digest"]["status"] == "sent"
     assert report["last_digest"]["recipients"] == 2
     assert report["running"] == []
@@ -93,6 +100,8 @@ def test_status_reports_counts_runs_schedule_health_and_digest(make_config, loca
     assert rows["digest"] == ["digest", "0 8 * * mon", "2026-11-30 07:00 UTC", "-", "-", "-"]
     assert rows["gone"][:4] == ["gone", "failing", "-", "2"]
     assert rows["arxiv"][:4] == ["arxiv", "ok", "2026-11-28 06:00", "0"]
+    assert rows["broken"][:5] == ["broken", "ok", "2026-11-28 06:00", "0", "-"]
+    assert rows["broken"][5].startswith("ill-formed feed: SAXParseException")
     assert "cron (Europe/Berlin)" in table and "7 papers" in table
     assert "last digest  sent, period 2026-11-16 06:00 .. 2026-11-23 06:00 UTC" in table
 

@@ -101,9 +101,10 @@ def render_table(report: dict) -> str:
                      f"{_when(lock['since'])} UTC")
     lines += ["", "sources"]
     lines += ["  " + line for line in _table(
-        ["source", "health", "last success", "failures", "last error"],
+        ["source", "health", "last success", "failures", "last error", "warning"],
         [[s["name"], s["health"], _when(s["last_success_at"]), s["consecutive_failures"],
-          (s["last_error"] or "")[:60]] for s in report["sources"]])]
+          (s["last_error"] or "")[:50], (s["last_warning"] or "")[:50]]
+         for s in report["sources"]])]
     digest = report["last_digest"]
     lines += ["", "last digest  " + ("none yet" if digest is None else
               f"{digest['status']}, period {_when(digest['period_start'])} .. "
