@@ -184,14 +184,14 @@ def _served_headers(raw: bytes) -> dict[str, str]:
 
 def _expected_posts(raw: bytes, headers: dict[str, str], url: str) -> int | None:
     """What feedparser recovers from the bytes (None: nothing feed-like): distinct entries
-    that have a title, a link or content."""
+    that have a title, a link or content (entries that share an id differ by link)."""
     lowered = {k.lower(): v for k, v in headers.items()} | {"content-location": url}
     lowered.update({k.lower(): v for k, v in headers.items()})
     parsed = feedparser.parse(raw, response_headers=lowered)
     if not parsed.entries and not parsed.get("version"):
         return None
-    keys = {e.get("id") or e.get("link") or (e.get("title"), str(e.get("published_parsed")))
-            for e in parsed.entries
+    keys = {(e.get("id") or e.get("link") or (e.get("title"), str(e.get("published_parsed"))),
+             e.get("link") or e.get("title")) for e in parsed.entries
             if e.get("title") or e.get("link") or e.get("content") or e.get("summary")}
     return len(keys)
 
@@ -280,3 +280,49 @@ def test_a_redirected_feed_resolves_links_against_its_new_home(feed_app, local_s
     assert rep.error is None
     (post,) = posts(app)
     assert post.link == local_server.url("/blog/new/posts/one/")
+
+
+def _atom(*entries: tuple[str, str, str]) -> bytes:
+    """An Atom feed of (id, link, published date) entries, titled after their link."""
+    body = "".join(
+        f"<entry><id>{eid}</id><title>Post {link}</title><link href='{link}'/>"
+        f"<published>{day}T00:00:00Z</published></entry>" for eid, link, day in entries)
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+            f"<title>Series</title><id>urn:series</id>{body}</feed>").encode()
+
+
+ATOM = {"Content-Type": "application/atom+xml"}
+
+
+def test_entries_sharing_an_id_are_all_kept_and_each_stays_itself(feed_app, local_server):
+    """A feed that numbers each series from 1 gives one id to several posts (seen in a real
+    Jekyll feed); none may be lost, and no later fetch may mistake one for another."""
+    first = ("/posts/1", "https://b.example/transmission-1/", "2026-11-17")
+    second = ("/posts/1", "https://b.example/convergence-1/", "2026-11-21")
+    third = ("/posts/1", "https://b.example/dienstag-1/", "2026-11-24")
+    fourth = ("/posts/1", "https://b.example/review-1/", "2026-11-27")
+    local_server.route("/series", Reply(200, _atom(first), ATOM),
+                       Reply(200, _atom(second, first), ATOM),
+                       Reply(200, _atom(third, second, first), ATOM),
+                       Reply(200, _atom(third), ATOM),  # the older two left the feed
+                       Reply(200, _atom(fourth), ATOM))
+    app = feed_app(["series"])
+    seen = {}
+    for hour, new in enumerate([1, 1, 1, 0, 1]):
+        (rep,) = fetch(app, now=NOW + timedelta(hours=hour)).sources
+        assert (rep.error, rep.new, rep.updated) == (None, new, 0), hour
+        for row in posts(app):
+            assert seen.setdefault(row.id, row.link) == row.link  # a row never changes post
+    assert sorted(seen.values()) == sorted(e[1] for e in (first, second, third, fourth))
+
+
+def test_an_entry_whose_link_changed_is_the_same_post(feed_app, local_server):
+    old = ("urn:post:7", "http://b.example/p/7/", "2026-11-20")
+    moved = ("urn:post:7", "https://blog.b.example/p/7/", "2026-11-20")
+    local_server.route("/moved", Reply(200, _atom(old), ATOM), Reply(200, _atom(moved), ATOM))
+    app = feed_app(["moved"])
+    fetch(app, now=NOW)
+    (rep,) = fetch(app, now=NOW + timedelta(hours=1)).sources
+    assert (rep.new, rep.updated) == (0, 1)
+    (row,) = posts(app)
+    assert row.link == moved[1]

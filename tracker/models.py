@@ -34,7 +34,8 @@ class Paper:
 
 @dataclass(frozen=True)
 class Post:
-    """One blog entry. `guid` is the identity within its feed (guid, else link, else a hash)."""
+    """One blog entry. `guid` is the identity within its feed (guid, else link, else a hash;
+    store/items.upsert_posts tells apart entries that share one)."""
 
     feed: str
     guid: str

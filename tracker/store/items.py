@@ -7,6 +7,7 @@ executemany, so a 200-entry page costs a handful of statements, not hundreds.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -91,24 +92,27 @@ def stored_paper_ids(session: Session, ids: list[str]) -> set[str]:
 def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted:
     """Store posts by (feed, guid). A re-fetched entry is never new; if its text changed
     it is updated in place (and reported as updated). Refs are replaced with the post."""
-    unique: dict[tuple[str, str], Post] = {}
-    for post in posts:  # feeds do repeat entry ids; the first occurrence wins
-        unique.setdefault((post.feed, post.guid), post)
-    if not unique:
+    if not posts:
         return Upserted()
-    feeds = {feed for feed, _ in unique}
+    groups: dict[tuple[str, str], dict[str, Post]] = {}
+    for post in posts:  # the same entry twice in a feed: the first occurrence wins
+        groups.setdefault((post.feed, post.guid), {}).setdefault(_locator(post), post)
+    feeds = {feed for feed, _ in groups}
+    wanted = {key for key in groups} | {(feed, _shared_guid(guid, post))
+                                        for (feed, guid), group in groups.items()
+                                        for post in group.values()}
     rows = session.execute(
         select(PostRow.id, PostRow.feed, PostRow.guid, PostRow.score, PostRow.score_model,
                *[getattr(PostRow, f) for f in _POST_FIELDS])
-        .where(PostRow.feed.in_(feeds), PostRow.guid.in_([g for _, g in unique]))).all()
+        .where(PostRow.feed.in_(feeds), PostRow.guid.in_({g for _, g in wanted}))).all()
     stored = {(row.feed, row.guid): row for row in rows}
     result = Upserted()
-    for key, post in unique.items():
+    for (feed, guid), post in _keys(session, groups, stored):
         values = {name: getattr(post, name) for name in _POST_FIELDS}
-        row = stored.get(key)
+        row = stored.get((feed, guid))
         if row is None:
             post_id = session.execute(insert(PostRow).values(
-                feed=post.feed, guid=post.guid, first_seen_at=now, **values)
+                feed=feed, guid=guid, first_seen_at=now, **values)
                 .returning(PostRow.id)).scalar_one()
             result.new.append(post_id)
             previous = (None, None)
@@ -123,6 +127,49 @@ def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted
                                          (), *previous))
         _replace_refs(session, post_id, post.refs)
     return result
+
+
+# Some feeds give one id to several entries (a per-series counter, say: three posts with
+# <id>/posts/1</id>). Such entries are told apart by their link, under a key of their own,
+# "<guid> #<hash of the link>"; the entry that had the plain guid first keeps it.
+
+def _locator(post: Post) -> str:
+    return post.link or post.title
+
+
+def _shared_guid(guid: str, post: Post) -> str:
+    base = guid if len(guid) <= 1000 else "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
+    return f"{base} #{hashlib.sha256(_locator(post).encode()).hexdigest()[:16]}"
+
+
+def _keys(session: Session, groups, stored) -> list[tuple[tuple[str, str], Post]]:
+    """The (feed, stored guid) of every post of the batch."""
+    keys = []
+    for (feed, guid), group in groups.items():
+        plain = stored.get((feed, guid))
+        for post in group.values():
+            shared = (feed, _shared_guid(guid, post))
+            if shared in stored:
+                keys.append((shared, post))
+            elif plain is None:
+                keys.append(((feed, guid) if len(group) == 1 else shared, post))
+            elif (plain.link or plain.title) == _locator(post):
+                keys.append(((feed, guid), post))
+            elif len(group) == 1 and not _reused(session, feed, guid, plain, post):
+                keys.append(((feed, guid), post))  # the same entry; its link has changed
+            else:
+                keys.append((shared, post))
+    return keys
+
+
+def _reused(session: Session, feed: str, guid: str, plain, post: Post) -> bool:
+    """Whether the feed has given `guid` to another entry than the stored one."""
+    if plain.published and post.published and plain.published != post.published:
+        return True
+    prefix = _shared_guid(guid, post).rsplit(" #", 1)[0] + " #"
+    found = session.scalar(select(PostRow.id).where(
+        PostRow.feed == feed, PostRow.guid.startswith(prefix, autoescape=True)).limit(1))
+    return found is not None
 
 
 def _replace_refs(session: Session, post_id: int, refs) -> None:
