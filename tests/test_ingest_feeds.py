@@ -326,3 +326,16 @@ def test_an_entry_whose_link_changed_is_the_same_post(feed_app, local_server):
     assert (rep.new, rep.updated) == (0, 1)
     (row,) = posts(app)
     assert row.link == moved[1]
+
+
+def test_a_blog_that_moved_to_https_keeps_its_posts(feed_app, local_server):
+    """Its ids change scheme too (and so do relative ids, which resolve against the feed)."""
+    old = ("http://b.example/?p=7", "http://b.example/p/7/", "2026-11-20")
+    moved = ("https://b.example/?p=7", "https://b.example/p/7/", "2026-11-20")
+    local_server.route("/https", Reply(200, _atom(old), ATOM), Reply(200, _atom(moved), ATOM))
+    app = feed_app(["https"])
+    fetch(app, now=NOW)
+    (rep,) = fetch(app, now=NOW + timedelta(hours=1)).sources
+    assert (rep.new, rep.updated) == (0, 1)
+    (row,) = posts(app)
+    assert row.link == moved[1]

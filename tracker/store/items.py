@@ -98,9 +98,9 @@ def upsert_posts(session: Session, posts: list[Post], now: datetime) -> Upserted
     for post in posts:  # the same entry twice in a feed: the first occurrence wins
         groups.setdefault((post.feed, post.guid), {}).setdefault(_locator(post), post)
     feeds = {feed for feed, _ in groups}
-    wanted = {key for key in groups} | {(feed, _shared_guid(guid, post))
-                                        for (feed, guid), group in groups.items()
-                                        for post in group.values()}
+    wanted = {(feed, g) for feed, guid in groups for g in (guid, _other_scheme(guid))} | {
+        (feed, _shared_guid(guid, post)) for (feed, guid), group in groups.items()
+        for post in group.values()}
     rows = session.execute(
         select(PostRow.id, PostRow.feed, PostRow.guid, PostRow.score, PostRow.score_model,
                *[getattr(PostRow, f) for f in _POST_FIELDS])
@@ -147,6 +147,10 @@ def _keys(session: Session, groups, stored) -> list[tuple[tuple[str, str], Post]
     keys = []
     for (feed, guid), group in groups.items():
         plain = stored.get((feed, guid))
+        if plain is None and (feed, _other_scheme(guid)) in stored:
+            # the blog moved to https (or a relative id now resolves against https)
+            guid = _other_scheme(guid)
+            plain = stored[(feed, guid)]
         for post in group.values():
             shared = (feed, _shared_guid(guid, post))
             if shared in stored:
@@ -160,6 +164,13 @@ def _keys(session: Session, groups, stored) -> list[tuple[tuple[str, str], Post]
             else:
                 keys.append((shared, post))
     return keys
+
+
+def _other_scheme(guid: str) -> str:
+    for this, other in (("http://", "https://"), ("https://", "http://")):
+        if guid.startswith(this):
+            return other + guid[len(this):]
+    return guid
 
 
 def _reused(session: Session, feed: str, guid: str, plain, post: Post) -> bool:
