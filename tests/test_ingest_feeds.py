@@ -3,6 +3,7 @@ errors and health, the real blog feeds and feedparser's own suite served as feed
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,11 +116,21 @@ def test_failures_are_recorded_per_source_and_never_stop_the_others(feed_app, lo
     assert by_name["good"].error is None and by_name["good"].new == 3
     assert by_name["broken"].error is None and by_name["broken"].new == 1
     assert "ill-formed" in state(app, "broken").last_warning
+    assert state(app, "good").last_warning is None
     gone = state(app, "gone")
     assert (gone.consecutive_failures, gone.last_error_at, gone.last_success_at) == (1, NOW, None)
     fetch(app, now=NOW + timedelta(hours=1), only="gone")
     assert state(app, "gone").consecutive_failures == 2
     assert state(app, "good").consecutive_failures == 0
+
+
+def test_a_good_feed_served_as_text_html_is_read_without_a_warning(feed_app, local_server):
+    local_server.route("/neuro", Reply(200, (DATA / "neuro_rss.xml").read_bytes(),
+                                       {"Content-Type": "text/html; charset=UTF-8"}))
+    app = feed_app(["neuro"])
+    (rep,) = fetch(app, now=NOW).sources
+    assert (rep.error, rep.new) == (None, 3)
+    assert state(app, "neuro").last_warning is None
 
 
 def _config_file(tmp_path, db_url, feeds_cfg) -> Path:
@@ -144,6 +155,20 @@ def test_cli_fetch_exits_non_zero_only_when_every_source_failed(db_url, tmp_path
     assert result.exit_code == 1 and "gone: FAILED" in result.output
     result = runner.invoke(cli, ["--config", str(config), "fetch", "--source", "nope"])
     assert result.exit_code == 2 and "unknown source 'nope'" in result.output
+
+
+def test_cli_fetch_says_when_a_feed_is_unchanged(db_url, tmp_path, local_server):
+    body = (DATA / "neuro_rss.xml").read_bytes()
+    local_server.route("/neuro", Reply(200, body, RSS | {"ETag": '"v1"'}),
+                       Reply(304, b"", {"ETag": '"v1"'}))
+    config = _config_file(tmp_path, db_url, [("neuro", local_server.url("/neuro"))])
+    runner = CliRunner()
+    runner.invoke(cli, ["--config", str(config), "fetch"])
+    result = runner.invoke(cli, ["--config", str(config), "fetch"])
+    assert result.exit_code == 0, result.output
+    assert "neuro: unchanged since the last fetch (HTTP 304)" in result.output
+    result = runner.invoke(cli, ["--config", str(config), "fetch", "--format", "json"])
+    assert json.loads(result.stdout)[0]["unchanged"] is True
 
 
 def test_cli_fetch_takes_the_fetch_lease_and_is_recorded_as_a_run(db_url, tmp_path, local_server):

@@ -14,12 +14,14 @@ def _line(rep) -> str:
     counts = f"fetched {rep.fetched}, new {rep.new}, updated {rep.updated}, errors {rep.errors}"
     if rep.error:
         return f"{rep.name}: FAILED ({counts}): {rep.error}"
+    if rep.unchanged:
+        return f"{rep.name}: unchanged since the last fetch (HTTP 304)"
     return f"{rep.name}: {counts}"
 
 
 def _as_dict(rep) -> dict:
     return {"source": rep.name, "fetched": rep.fetched, "new": rep.new, "updated": rep.updated,
-            "errors": rep.errors, "error": rep.error}
+            "errors": rep.errors, "error": rep.error, "unchanged": rep.unchanged}
 
 
 @click.command("fetch")

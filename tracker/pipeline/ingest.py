@@ -37,6 +37,7 @@ class SourceReport:
     updated: int = 0
     errors: int = 0
     error: str | None = None  # set when the source failed as a whole
+    unchanged: bool = False  # a feed that answered 304 Not Modified
 
 
 @dataclass
@@ -205,6 +206,7 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
     if resp.status == 304:  # unchanged: nothing to parse or store
         with transaction(app.sessions) as session:
             items.record_success(session, feed.name, "feed", now, warning=items.KEEP)
+        rep.unchanged = True
         return
     parsed = source.parse(feed.name, feed.url, resp.body, resp.headers)
     with transaction(app.sessions) as session:

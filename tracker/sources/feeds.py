@@ -113,8 +113,10 @@ def parse(name: str, url: str, body: bytes, headers: dict[str, str] | None) -> P
     passed.setdefault("content-location", url)  # the document URI, for relative links
     parsed = feedparser.parse(body, response_headers=passed)
     warning = None
-    if parsed.bozo:
-        warning = f"ill-formed feed: {_describe(parsed.get('bozo_exception'))}"
+    problem = parsed.get("bozo_exception")
+    # a feed served as text/html or text/plain, say, is read all the same: nothing to report
+    if parsed.bozo and not isinstance(problem, feedparser.NonXMLContentType):
+        warning = f"ill-formed feed: {_describe(problem)}"
     if not parsed.entries and not parsed.get("version"):
         raise SourceError(f"{url} is not an RSS/Atom feed ({warning or 'no feed elements'})",
                           hint="open the URL in a browser; is it still the blog's feed?")
