@@ -226,6 +226,7 @@ class TextParts:
     x: Rows | None = None
     a: np.ndarray | None = None
     b: np.ndarray | None = None
+    hints: tuple[np.ndarray, np.ndarray] | None = None  # cold start: (doc, hint) matches
 
 
 def text_parts(model: TrainedModel | None, index: TermIndex | KeywordMatcher, texts: Batch,
@@ -233,7 +234,9 @@ def text_parts(model: TrainedModel | None, index: TermIndex | KeywordMatcher, te
     """`keywords`: each document's keyword total. Cold start: bias + hints (`index` is
     hints()) + keywords; trained: `index` is model.term_index() (built once per scorer)."""
     if model is None:
-        return TextParts(COLD_BIAS + index.totals(texts) + keywords)
+        doc, hint = index.find(texts)
+        totals = np.bincount(doc, weights=index.vector[hint], minlength=texts.n)
+        return TextParts(COLD_BIAS + totals + keywords, hints=(doc, hint))
     x = index.transform(texts)
     a = x.dot(model.coef.astype(float)) + model.intercept + keywords
     b = x.dot(model.coef_b.astype(float)) + model.intercept_b

@@ -84,7 +84,7 @@ class Scorer:
                               + self._coef_b[x.indices] * scale_b[rows])
             labels, extra = self._names, (rows, value, x.indices)
         else:
-            h_doc, hint = self._hints.find(texts)
+            h_doc, hint = parts.hints
             labels = self._hints.phrases
             extra = (h_doc, np.full(len(hint), COLD_HINT_WEIGHT), hint)
         kw_labels = [f'"{p}"' for p in self.keywords.phrases]
@@ -111,8 +111,7 @@ class Scorer:
         logit = float(parts.base[0]) + cat
         kw_rows = list(kws.items())
         if parts.x is None:
-            terms = [(self._hints.phrases[j], COLD_HINT_WEIGHT)
-                     for j in self._hints.find(texts)[1]]
+            terms = [(self._hints.phrases[j], COLD_HINT_WEIGHT) for j in parts.hints[1]]
             base = COLD_BIAS
         else:
             bases, scale_a, scale_b = term_scales(self.model, parts)
