@@ -375,3 +375,36 @@ def test_pythons_own_sqlite_serves_the_same_search(sqlite_url, monkeypatch):
             check(app)
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("sort,index", [("date", "ix_papers_published_score"),
+                                        ("score", "ix_papers_score")])
+def test_sqlite_lists_by_date_in_the_index_that_holds_the_score(sqlite_url, sort, index):
+    """Newest first with --min-score: the walk down (published, score) stops after a page;
+    the score index would make SQLite sort every paper above the threshold (0004)."""
+    from sqlalchemy import event
+
+    from tracker.store import db
+    from tracker.store import search as store_search
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    statements = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, params, ctx, many: statements.append((sql, params)))
+    with engine.begin() as conn:  # 5,000 papers, 7% of them at 0.93 or more; statistics
+        conn.exec_driver_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+            "INSERT INTO papers (id, version, title, abstract, authors, categories, published,"
+            " first_seen_at, version_seen_at, score) SELECT printf('2601.%05d', i), 1, 't', "
+            "'a', '[]', '[]', datetime('2026-01-01', printf('+%d minutes', i)), '2026-01-01', "
+            "'2026-01-01', (i % 100) / 100.0 FROM n")
+        conn.exec_driver_sql("ANALYZE")  # with them SQLite favours the score index
+    with engine.connect() as conn:
+        store_search.search(conn, "", store_search.Filters(min_score=0.93), sort=sort)
+        sql, params = next((sql, params) for sql, params in statements if "LIMIT" in sql)
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    engine.dispose()
+    papers = next(step for step in plan if "papers" in step and "posts" not in step)
+    assert index in papers, plan
+    assert "TEMP B-TREE FOR ORDER BY" not in plan[plan.index(papers) + 1], plan

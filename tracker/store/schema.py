@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -106,7 +107,7 @@ papers = Table(
     _col("authors", JSON, default=list),
     _col("categories", JSON, default=list),
     _col("primary_category", String(32), null=True),
-    _col("published", Timestamp, null=True, index=True),
+    _col("published", Timestamp, null=True),
     _col("updated", Timestamp, null=True, index=True),
     _col("doi", String(255), null=True),
     _col("journal_ref", Text, null=True),
@@ -117,6 +118,8 @@ papers = Table(
     # Current relevance score (history in `scores`), denormalised for fast filters and sorts.
     _col("score", Float, null=True, index=True),
     _col("score_model", String(64), null=True),
+    # newest-first listings test a --min-score in the index (migration 0004)
+    Index("ix_papers_published_score", "published", "score"),
 )
 
 paper_versions = Table(

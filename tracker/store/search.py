@@ -132,7 +132,7 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
             post_id.label("post_id"), t.c.score.label("score"), side.date().label("date")]
     stmt = select(*cols).select_from(t)
     rank = cast(null(), Float)
-    own, other = _filters(side, filters, pg)
+    own, other = _filters(side, filters, pg, by_date=sort != "score")
     where = own + other
     if (node is not None or author is not None) and pg:
         stmt, rank = _match_postgres(stmt, side, node, author)
@@ -195,7 +195,8 @@ def _match_postgres(stmt, side: _Side, node, author):
     return stmt, -func.ts_rank(vector, query, 1)  # negated so that lower is better here too
 
 
-def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False) -> tuple[list, list]:
+def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
+             by_date: bool = False) -> tuple[list, list]:
     """(tests on the item's own columns, or with facets=True on PAPER_FACETS' copy of them;
     tests that need other tables)."""
     t = side.table
@@ -206,7 +207,13 @@ def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False) -> tupl
     if f.until is not None:
         own.append(date < f.until)
     if f.min_score is not None:
-        own.append(c.score >= f.min_score)
+        score = c.score
+        if by_date and not pg and not facets and side.kind == "paper":
+            # `score + 0` is not indexable: SQLite then walks ix_papers_published_score
+            # newest first and tests the score there, instead of sorting every paper above
+            # the threshold (migration 0004)
+            score = score + 0
+        own.append(score >= f.min_score)
     if f.feed is not None:
         own.append(c.feed == f.feed)
     if f.categories:
