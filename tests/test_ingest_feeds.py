@@ -311,7 +311,8 @@ def _atom(*entries: tuple[str, str, str]) -> bytes:
     """An Atom feed of (id, link, published date) entries, titled after their link."""
     body = "".join(
         f"<entry><id>{eid}</id><title>Post {link}</title><link href='{link}'/>"
-        f"<published>{day}T00:00:00Z</published></entry>" for eid, link, day in entries)
+        + (f"<published>{day}T00:00:00Z</published>" if day else "") + "</entry>"
+        for eid, link, day in entries)
     return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
             f"<title>Series</title><id>urn:series</id>{body}</feed>").encode()
 
@@ -339,6 +340,20 @@ def test_entries_sharing_an_id_are_all_kept_and_each_stays_itself(feed_app, loca
         for row in posts(app):
             assert seen.setdefault(row.id, row.link) == row.link  # a row never changes post
     assert sorted(seen.values()) == sorted(e[1] for e in (first, second, third, fourth))
+
+
+def test_an_undated_entry_reusing_a_shared_id_is_a_new_post(feed_app, local_server):
+    """Without dates to compare, a feed known to reuse an id gets the benefit of the doubt:
+    a lone entry with that id and a new link is a new post, not the old one edited."""
+    first, second, third = (("/p/1", f"https://b.example/{name}-1/", None)
+                            for name in ("alpha", "beta", "gamma"))
+    local_server.route("/undated", Reply(200, _atom(first), ATOM),
+                       Reply(200, _atom(second, first), ATOM), Reply(200, _atom(third), ATOM))
+    app = feed_app(["undated"])
+    for hour in range(3):
+        (rep,) = fetch(app, now=NOW + timedelta(hours=hour)).sources
+        assert (rep.new, rep.updated) == (1, 0), hour
+    assert sorted(p.link for p in posts(app)) == [e[1] for e in (first, second, third)]
 
 
 def test_an_entry_whose_link_changed_is_the_same_post(feed_app, local_server):

@@ -178,8 +178,8 @@ def _reused(session: Session, feed: str, guid: str, plain, post: Post) -> bool:
     if plain.published and post.published and plain.published != post.published:
         return True
     prefix = _shared_guid(guid, post).rsplit(" #", 1)[0] + " #"
-    found = session.scalar(select(PostRow.id).where(
-        PostRow.feed == feed, PostRow.guid.startswith(prefix, autoescape=True)).limit(1))
+    found = session.scalar(select(PostRow.id).where(  # substr: LIKE ignores case in SQLite
+        PostRow.feed == feed, func.substr(PostRow.guid, 1, len(prefix)) == prefix).limit(1))
     return found is not None
 
 
