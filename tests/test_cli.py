@@ -94,6 +94,8 @@ def test_database_urls_as_users_write_them(tmp_path):
         engine.dispose()
     for url, message in (("mysql://me@127.0.0.1/x", "unsupported database URL scheme 'mysql'"),
                          ("sqlitefoo:///x.db", "unsupported database URL scheme 'sqlitefoo'"),
+                         ("postgresql+psycopg://me:pw@127.0.0.1:notaport/x",
+                          "invalid database URL 'postgresql+psycopg://me:***@127.0.0.1:notaport"),
                          (f"sqlite:///{tmp_path}/file/db.sqlite",
                           f"cannot create the folder {tmp_path}/file of the SQLite database")):
         (tmp_path / "file").write_text("a file where the folder would go")

@@ -74,15 +74,34 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ("colour = 1\n", "key 'colour': unknown key"),
         ('[digest]\nmax_items = "ten"\n', "key 'digest.max_items': .*integer"),
         ("[digest]\nmax_items = 0\n", "key 'digest.max_items': .*greater than or equal to 1"),
-        ('[schedule]\nfetch = "61 * * * *"\n', "key 'schedule.fetch': expected a 5-field cron"),
-        ('[schedule]\ndigest = "every monday"\n', "key 'schedule.digest': expected a 5-field cron"),
+        ('[schedule]\nfetch = "61 * * * *"\n', "key 'schedule.fetch': '61 .*' is not a 5-field"),
+        ('[schedule]\ndigest = "every monday"\n',
+         "key 'schedule.digest': 'every monday' is not a 5-field cron"),
         ('[schedule]\ntimezone = "Mars/Olympus"\n', "key 'schedule.timezone': unknown time zone"),
         ('[arxiv]\napi_url = "ftp://x"\n', "key 'arxiv.api_url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',
          "feed names must be unique"),
         ('[smtp]\nsecurity = "tls"\n', "key 'smtp.security': .*'starttls', 'ssl' or 'none'"),
-        ('[digest]\nrecipients = ["nobody"]\n', "key 'digest.recipients': .*not an email"),
+        ('[digest]\nrecipients = ["nobody"]\n', "key 'digest.recipients': .*not one email"),
+        # one list item, two addresses: only the first would get the email
+        ('[digest]\nrecipients = ["ada@example.org, ben@example.org"]\n',
+         "key 'digest.recipients': 'ada@example.org, ben@example.org' is not one email"),
+        ('[digest]\nrecipients = ["@"]\n', "key 'digest.recipients': '@' is not one email"),
+        ('[digest]\nsender = "not an address"\n', "key 'digest.sender': .*not an email"),
+        # a line break in a header setting would end the header there (or inject another)
+        ('[digest]\nsubject = "Digest\\nBcc: evil@example.org"\n',
+         "key 'digest.subject': must be one line"),
+        ('[digest]\nsender = "t@example.org\\nBcc: evil@example.org"\n',
+         "key 'digest.sender': must be one line"),
+        ('[digest]\nlist_id = "x\\r\\ny"\n', "key 'digest.list_id': must be one line"),
+        ('[digest]\nunsubscribe = "https://x.org/u\\nX: y"\n',
+         "key 'digest.unsubscribe': must be one line"),
+        ('[digest]\nsubject = "Digest {start[0]}"\n', "key 'digest.subject': cannot be formatted"),
+        ("[smtp]\ntimeout_seconds = inf\n", "key 'smtp.timeout_seconds': expected a finite"),
+        ("[digest]\nmin_score = nan\n", "key 'digest.min_score': expected a finite"),
+        ('[database]\nurl = "postgresql+psycopg://u@127.0.0.1:notaport/x"\n',
+         "key 'database.url': the port in the URL is not a number"),
         ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
         ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
         ('[database]\nurl = "sqlitefoo://x"\n', "key 'database.url': expected a sqlite"),
@@ -131,8 +150,8 @@ def test_defaults_pass_their_own_checks():
             if check is not None and spec.default is not MISSING:
                 check(spec.default)
                 checked += 1
-    assert checked == 7  # database.url, arxiv.api_url, schedule: timezone, fetch, digest;
-    # digest: subject, unsubscribe
+    assert checked == 9  # database.url, arxiv.api_url, schedule: timezone, fetch, digest;
+    # digest: sender, subject, list_id, unsubscribe
 
 
 def test_missing_explicit_file_is_a_config_error(tmp_path):
@@ -153,3 +172,7 @@ def test_relevance_hash_tracks_keywords():
 def test_mask_url():
     assert config.mask_url("postgresql://u:pw@h:5/d") == "postgresql://u:***@h:5/d"
     assert config.mask_url("sqlite:///x.db") == "sqlite:///x.db"
+    # SQLAlchemy reads a password up to the first '@': '#', '/' and '?' belong to it
+    for password in ("Top#Secret", "a/b", "why?not"):
+        masked = config.mask_url(f"postgresql+psycopg://u:{password}@127.0.0.1:5999/x")
+        assert masked == "postgresql+psycopg://u:***@127.0.0.1:5999/x"

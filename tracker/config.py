@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from typing import Literal, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.errors import ConfigError
@@ -42,10 +45,18 @@ def _http_url(value: str) -> str:
     return value
 
 
+# the parts of a database URL as SQLAlchemy reads them (never shown: it may hold a password)
+_DATABASE_URL = re.compile(r"(?P<scheme>[\w+]+)://(?:[^:/]*(?::[^@]*)?@)?"
+                           r"(?:\[[^/?]+\]|[^/:?]*)(?::(?P<port>[^/?]*))?(?:/[^?]*)?(?:\?.*)?")
+
+
 def _database_url(value: str) -> str:
-    scheme, sep, _ = value.partition("://")
-    if not sep or scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+    found = _DATABASE_URL.fullmatch(value)
+    if not found or found["scheme"].split("+")[0] not in ("sqlite", "postgresql", "postgres"):
         raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+    if found["port"] is not None and not (found["port"].isdecimal()
+                                          and 0 < int(found["port"]) < 65536):
+        raise ValueError("the port in the URL is not a number from 1 to 65535")
     return value
 
 
@@ -72,28 +83,51 @@ def _cron(value: str) -> str:
     try:
         CronTrigger.from_crontab(value)
     except ValueError as exc:
-        raise ValueError(f"expected a 5-field cron expression like '0 8 * * mon' ({exc})") from None
+        raise ValueError(f"{value!r} is not a 5-field cron expression like '0 8 * * mon' "
+                         f"({exc})") from None
+    return value
+
+
+# one bare address, as SMTP's RCPT TO takes it (no display name, no list)
+_ADDRESS = re.compile(r"[^@\s,;<>()\"']+@[^@\s,;<>()\"']+")
+
+
+def _one_line(value: str) -> str:
+    """Text that goes into an email header: a line break would end the header there."""
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValueError("must be one line (it goes into an email header)")
     return value
 
 
 def _addresses(value: list[str]) -> list[str]:
     for address in value:
-        if "@" not in address:
-            raise ValueError(f"{address!r} is not an email address")
+        if not _ADDRESS.fullmatch(address):
+            raise ValueError(f"{address!r} is not one email address (one address per "
+                             "list item, e.g. \"ada@example.org\")")
+    return value
+
+
+def _sender(value: str) -> str:
+    _one_line(value)
+    if not _ADDRESS.fullmatch(parseaddr(value)[1]):
+        raise ValueError(f"{value!r} is not an email address (e.g. \"tracker@example.org\" "
+                         "or \"NeuroAI tracker <tracker@example.org>\")")
     return value
 
 
 def _subject(value: str) -> str:
+    _one_line(value)
     when = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     try:
         value.format(start=when, end=when)
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
         raise ValueError(f"cannot be formatted ({exc}): use {{start}} and {{end}} with "
                          "strftime codes, e.g. {start:%d %b}") from None
     return value
 
 
 def _unsubscribe(value: str) -> str:
+    _one_line(value)
     parts = urlsplit(value)
     if value and not (parts.scheme == "mailto" and "@" in parts.path
                       or parts.scheme == "https" and parts.netloc):
@@ -193,13 +227,14 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class DigestConfig:
     recipients: list[str] = key(factory=list, check=_addresses)
-    sender: str = "neuroai-tracker@localhost"
+    sender: str = key("neuroai-tracker@localhost", check=_sender)
     subject: str = key("NeuroAI digest: {start:%d %b} to {end:%d %b %Y}", check=_subject)
     max_items: int = key(30, ge=1, le=1000)
     min_score: float = key(0.5, ge=0, le=1)
     send_empty: bool = True
     include_updates: bool = False
-    list_id: str = "NeuroAI tracker digest <digest.neuroai-tracker.local>"
+    list_id: str = key("NeuroAI tracker digest <digest.neuroai-tracker.local>",
+                       check=_one_line)
     unsubscribe: str = key("", check=_unsubscribe)
 
 
@@ -281,13 +316,12 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
 
 
 def mask_url(url: str) -> str:
-    """Replace the password in a URL with ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """Replace the password in a URL with ***. Read as SQLAlchemy reads it (the password runs
+    to the first '@'), so a password holding '#', '/' or '?' is masked whole."""
+    return _PASSWORD.sub(r"\1***@", url, count=1)
+
+
+_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:)[^@]*@")
 
 
 def resolve_path(explicit: str | os.PathLike | None) -> Path | None:
@@ -383,6 +417,9 @@ def _value(tp, value, loc: tuple, errors: list[str]):
     ok = isinstance(value, base) and not (isinstance(value, bool) and base is not bool)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if base is float and isinstance(value, float) and not math.isfinite(value):
+        _error(errors, loc, "expected a finite number", value)  # TOML allows nan and inf
+        return _BAD
     if not ok:
         _error(errors, loc, f"expected {_TYPE_NAMES[base]}", value)
         return _BAD
@@ -413,7 +450,7 @@ def _checked(spec, value, loc: tuple, errors: list[str]):
     if check is not None and value != spec.default:
         try:
             return check(value)
-        except ValueError as exc:
-            _error(errors, loc, str(exc), value)
+        except ValueError as exc:  # the check's message names the value where it helps
+            _error(errors, loc, str(exc))
             return _BAD
     return value

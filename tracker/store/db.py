@@ -42,7 +42,7 @@ def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StoreError(f"invalid database URL {mask_url(url)!r}", hint=URL_HINT) from None
     if parsed.drivername in ("postgres", "postgresql"):  # psycopg 3 is the driver we ship
         parsed = parsed.set(drivername="postgresql+psycopg")
