@@ -44,12 +44,14 @@ def test_posts_citing_a_paper_sit_beside_it_others_get_their_own_section():
     assert [i.id for i in digest.items] == ["2611.1", "2611.2", "post:1", "post:2"]
 
 
-def test_trimmed_keeps_a_prefix_and_counts_what_it_dropped():
-    papers = [_item(f"p{i}", 1 - i / 10) for i in range(5)]
-    posts = [_item("post:1", 0.5, "post", refs=["p1"]), _item("post:2", 0.4, "post")]
+def test_trimmed_keeps_the_most_relevant_entries_in_place_and_counts_what_it_dropped():
+    papers = [_item(f"p{i}", 0.9 - i / 10) for i in range(5)]
+    posts = [_item("post:1", 0.5, "post", refs=["p1"]), _item("post:2", 0.95, "post")]
     digest = build.assemble(START, END, papers, posts, [("A", [0, 1]), ("B", [2, 3, 4])])
     small = build.trimmed(digest, 3)
-    assert [i.id for i in small.items] == ["p0", "p1", "post:1", "p2"]
+    # the blog post that scores highest is kept, though its section comes last
+    assert [i.id for i in small.items] == ["p0", "p1", "post:1", "post:2"]
+    assert [s.title for s in small.sections] == ["A", build.POSTS_SECTION]
     assert small.omitted == 3 and build.entry_count(small) == 3
 
 

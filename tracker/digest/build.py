@@ -111,14 +111,16 @@ def assemble(start: datetime, end: datetime, papers: list[Item], posts: list[Ite
 
 
 def trimmed(digest: Digest, keep: int) -> Digest:
-    """The same digest with only the first `keep` entries (reading order); used to stay
-    under the email size cap. Dropped items count as omitted."""
-    sections, left = [], keep
+    """The same digest with only its `keep` most relevant entries, in their places; used to
+    stay under the email size cap. Dropped items count as omitted."""
+    entries = [entry for section in digest.sections for entry in section.entries]
+    best = sorted(range(len(entries)), key=lambda i: -entries[i].item.score)[:max(keep, 0)]
+    kept = {id(entries[i]) for i in best}
+    sections = []
     for section in digest.sections:
-        entries = section.entries[:max(left, 0)]
-        left -= len(entries)
-        if entries:
-            sections.append(Section(section.title, entries))
+        shown = [entry for entry in section.entries if id(entry) in kept]
+        if shown:
+            sections.append(Section(section.title, shown))
     dropped = len(digest.items) - sum(1 + len(e.related) for s in sections for e in s.entries)
     return Digest(digest.start, digest.end, sections, digest.fetched, digest.relevant,
                   digest.warnings, digest.omitted + dropped)

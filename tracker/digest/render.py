@@ -39,8 +39,15 @@ class Rendered:
 
 
 def wire_size(page: str) -> int:
-    """Bytes of the HTML as it travels (UTF-8, CRLF line ends), the size clients measure."""
-    return len(page.encode("utf-8")) + page.count("\n")
+    """Bytes of the HTML part's body as it travels, the size clients measure: encoded as
+    send.build_message encodes it (quoted-printable or base64 once there is non-ASCII
+    text, which adds up to a third), with CRLF line ends."""
+    from email.message import EmailMessage
+
+    part = EmailMessage()
+    part.set_content(page, subtype="html", charset="utf-8")
+    body = part.get_payload()
+    return len(body) + body.count("\n")
 
 
 def safe_url(url: str | None) -> str:
@@ -99,7 +106,7 @@ def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: 
         done = attempt(digest, chars)
         if done:
             return done
-    # Still too big without abstracts: keep the longest prefix of entries that fits.
+    # Still too big without abstracts: keep as many of the most relevant entries as fit.
     low, high, best = 0, entry_count(digest), None
     while low <= high:
         middle = (low + high) // 2
