@@ -354,7 +354,7 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
     assert result.exit_code == 2 and "--until 2025-03-01 is before --since 2025-03-05" \
         in result.output
     result = runner.invoke(cli, [*base, "backfill", "--since", "March 1st"])
-    assert result.exit_code == 2 and "expected a date like 2024-01-31" in result.output
+    assert result.exit_code == 2 and "expected a date like 2024-03-31" in result.output
     result = runner.invoke(cli, [*base, "fetch", "--source", "arxiv", "--format", "json"])
     assert result.exit_code == 0, result.output
     (line,) = json.loads(result.stdout)  # the run's log lines go to stderr

@@ -69,6 +69,7 @@ def test_search_filters_on_the_command_line(run):
 
     assert found("--since", "2026-02-05", "--until", "2026-02-10") == ["post:1", "2601.00002"]
     assert found("--until", "2025-12-20") == ["2601.00003", "math/0211159"]  # whole day
+    assert found("--until", "20251220") == ["2601.00003", "math/0211159"]  # compact: the same
     assert found("--category", "math.DG", "--category", "q-bio.BM") == [
         "2601.00003", "math/0211159"]
     assert found("--author", "Ada Lovelace") == ["2601.00001"]
@@ -86,6 +87,8 @@ def test_bad_input_is_one_line_and_exit_2(run):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     bad_date = run("search", "--since", "last week")
     assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
+    far = run("search", "--offset", "99999999999999999999")
+    assert far.exit_code == 2 and "Traceback" not in far.output
 
 
 def test_show_paper_has_the_full_record(run):
@@ -116,6 +119,8 @@ def test_show_unknown_id_is_not_found_and_a_malformed_one_is_bad_input(run):
     for item, code, message in (("2999.99999", 1, "error: no item"),
                                 ("post:99", 1, "error: no item"),
                                 ("post:abc", 2, "error: bad item id 'post:abc'"),
+                                ("post:99999999999999999999", 2, "error: bad item id"),
+                                ("post:²", 2, "error: bad item id"),
                                 ("arXiv: 2601", 2, "error: bad item id")):
         result = run("show", item)
         assert result.exit_code == code

@@ -125,6 +125,27 @@ def get_app(ctx: click.Context):
     return root.obj["app"]
 
 
+def parse_date(value: str | None, option: str, *, end_of_day: bool = False):
+    """A UTC datetime from a date (2024-03-31 or 20240331) or an ISO timestamp, UTC unless it
+    says otherwise. With end_of_day a bare date includes that whole day (the bound is the
+    next midnight, exclusive)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"expected a date like 2024-03-31, got {value!r}",
+                                     param_hint=option) from None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=end_of_day)
+
+
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
 
 import click
 
-from tracker.cli import echo_json, get_app
+from tracker.cli import echo_json, get_app, parse_date
 
 
 def _line(rep) -> str:
@@ -57,21 +56,6 @@ def fetch_command(ctx: click.Context, only: str | None, fmt: str) -> None:
         ctx.exit(1)
 
 
-def _date(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
-    """A date (or ISO datetime), UTC unless it says otherwise. A bare --until date
-    includes that whole day."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a date like 2024-01-31, got {value!r}",
-                                 param_hint=option) from None
-    if end_of_day and len(value.strip()) == 10:
-        parsed += timedelta(days=1)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 @click.command("backfill")
 @click.option("--since", required=True, metavar="DATE", help="First day (YYYY-MM-DD, UTC).")
 @click.option("--until", metavar="DATE", help="Last day, included (YYYY-MM-DD, UTC; default: now).")
@@ -93,7 +77,7 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     from tracker.pipeline import utcnow
 
     now = utcnow()
-    start, end = _date(since, "--since"), _date(until, "--until", end_of_day=True)
+    start, end = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
     if end is not None and start >= end:
         raise click.BadParameter(f"--until {until} is before --since {since}",
                                  param_hint="--until")

@@ -5,31 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 
 import click
 
-from tracker.cli import echo_json, get_app
+from tracker.cli import echo_json, get_app, parse_date
 from tracker.errors import InputError
 
 SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
-
-
-def _date(value: str | None, *, end: bool) -> datetime | None:
-    """A UTC datetime from YYYY-MM-DD or an ISO timestamp. A bare --until date includes
-    that whole day (the bound is the next midnight, exclusive)."""
-    if value is None:
-        return None
-    option = "--until" if end else "--since"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a date like 2024-03-31, got {value!r}",
-                                 param_hint=option) from None
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if end and len(value.strip()) == 10:
-        parsed += timedelta(days=1)
-    return parsed
 
 
 @click.command("search")
@@ -47,7 +29,7 @@ def _date(value: str | None, *, end: bool) -> datetime | None:
 @click.option("--sort", type=click.Choice(["relevance", "score", "date"]), default="relevance",
               show_default=True, help="relevance = text match (newest first without a query).")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--offset", type=click.IntRange(0, 10**9), default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(SEARCH_FORMATS),
               help="Output format [default: table on a terminal, else json].")
 @click.pass_context
@@ -67,7 +49,8 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     """
     from tracker.pipeline.query import Filters, search
 
-    filters = Filters(since=_date(since, end=False), until=_date(until, end=True),
+    filters = Filters(since=parse_date(since, "--since"),
+                      until=parse_date(until, "--until", end_of_day=True),
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
     text = " ".join(query)
