@@ -125,21 +125,64 @@ def test_a_failed_run_keeps_what_it_stored_and_the_next_run_fills_the_gap(arxiv_
     app = build(max_retries=1)
     fake.faults = {n: Reply(503, b"down") for n in range(2, 100)}
     (rep,) = fetch(app, now=NOW).sources
-    assert rep.error and "HTTP 503" in rep.error and (rep.new, rep.fetched) == (20, 20)
+    # two pages of 10; the second starts one entry early (to notice a changed listing)
+    assert rep.error and "HTTP 503" in rep.error and (rep.new, rep.fetched) == (19, 19)
     stored = papers(app)
-    assert len(stored) == 20
+    assert len(stored) == 19
     st = state(app)
-    first_20 = sorted(fake.entries, key=lambda e: e.updated)[:20]
-    assert st.cursor == max(e.updated for e in first_20)  # only over what was stored
+    assert st.cursor is None  # the window was not read to its end: the next run reads it again
     assert (st.consecutive_failures, st.last_error_at, st.last_success_at) == (1, NOW, None)
     fake.faults = {}
     later = NOW + timedelta(hours=6)
     (rep2,) = fetch(app, now=later).sources
-    assert rep2.error is None and rep2.new == 25
+    assert rep2.error is None and rep2.new == 26
     assert set(papers(app)) == {e.id for e in fake.entries}
     st = state(app)
     assert (st.consecutive_failures, st.last_success_at) == (0, later)
     assert st.last_error_at == NOW  # history of the last error is kept
+
+
+class RevisedWhileRead(FakeArxiv):
+    """After request `after`, `count` early papers get a new version (an update time past
+    the fetch's window), as happens when arXiv announces while a fetch reads the pages."""
+
+    def __init__(self, entries, *, after: int, count: int, every: bool = False):
+        super().__init__(entries)
+        self.after, self.count, self.every = after, count, every
+
+    def __call__(self, request):
+        reply = super().__call__(request)
+        if self.served - 1 == self.after or (self.every and self.served > self.after):
+            ordered = sorted(self.entries, key=lambda e: e.updated)
+            revised = {e.id for e in ordered[:self.count]}
+            self.entries = [e.bumped(NOW + timedelta(minutes=5 + self.served))
+                            if e.id in revised else e for e in self.entries]
+        return reply
+
+
+@pytest.mark.parametrize("count", [1, 3])  # within the one-entry overlap, and beyond it
+def test_papers_revised_while_the_pages_are_read_never_make_the_fetch_skip_one(
+        arxiv_app, local_server, count):
+    fake, build = arxiv_app
+    moving = RevisedWhileRead(fake.entries, after=0, count=count)
+    local_server.route("/api/query", moving)
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None
+    assert set(papers(app)) == {e.id for e in fake.entries}  # all 45, each once
+    assert rep.new == 45 and rep.fetched == 45
+    assert state(app).cursor == max(e.updated for e in fake.entries)  # the window's newest
+
+
+def test_a_listing_that_keeps_changing_fails_the_source_and_keeps_the_cursor(
+        arxiv_app, local_server):
+    fake, build = arxiv_app
+    local_server.route("/api/query", RevisedWhileRead(fake.entries, after=0, count=2,
+                                                      every=True))
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert "kept changing" in rep.error and rep.new > 0  # what was read is kept
+    assert state(app).cursor is None  # and the window is read again next time
 
 
 def test_cross_lists_and_old_style_ids_are_stored_once(arxiv_app, local_server):

@@ -115,7 +115,7 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
             for start, end in chunks:
                 for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                                 cfg.page_size):
-                    _store_papers(app, page, now, rep, cursor=False)
+                    _store_papers(app, page, now, rep)
                 done = end
                 bar.advance(task)
     except TrackerError as exc:
@@ -151,10 +151,17 @@ def _fetch_arxiv(app, now: datetime, rep: SourceReport, bar) -> None:
                  else now - timedelta(days=cfg.lookback_days))
         task = bar.task("arxiv", total=None)
         for start, end in source.date_chunks(since, now, FETCH_CHUNK_DAYS):
+            newest = None
             for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                             cfg.page_size):
-                _store_papers(app, page, now, rep, cursor=True)
+                _store_papers(app, page, now, rep)
+                newest = max(filter(None, (newest, *(p.updated for p in page.papers))),
+                             default=None)
                 bar.advance(task, len(page.papers), total=page.total)
+            # Only a window read to its end moves the cursor: a page that failed, or one
+            # skipped because the listing changed, is read again from the old cursor.
+            with transaction(app.sessions) as session:
+                items.advance_cursor(session, "arxiv", "arxiv", newest)
     finally:
         client.close()
 
@@ -171,7 +178,7 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
         return
     try:
         for page in source.id_pages(client, missing):
-            _store_papers(app, page, now, rep, cursor=False)
+            _store_papers(app, page, now, rep)
     except source.GaveUp:
         raise  # the category queries would only wait out the same retries; the source fails
     except TrackerError as exc:  # the category fetch still runs; the next fetch retries
@@ -179,13 +186,10 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
         log.warning("arxiv: seed papers %s not fetched: %s", ", ".join(missing), exc)
 
 
-def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool) -> None:
+def _store_papers(app, page, now: datetime, rep: SourceReport) -> None:
     with transaction(app.sessions) as session:
         result = items.upsert_papers(session, page.papers, now)
         rep.errors += _score(app, session, result.changed)
-        if cursor:
-            stamps = [p.updated for p in page.papers if p.updated]
-            items.advance_cursor(session, "arxiv", "arxiv", max(stamps, default=None))
     rep.fetched += len(page.papers)
     rep.new += len(result.new)
     rep.updated += len(result.updated)

@@ -33,6 +33,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 RESULT_CAP = 30_000  # the API serves at most this many results of one query
+MAX_REREADS = 2  # times a window is read again when its listing changed under the pages
 RETRY_AFTER_MAX = 300.0  # longer waits end the run; the next scheduled run resumes
 USER_AGENT = "neuroai-tracker/0.1 (arXiv API client; +https://github.com/neuroai-tracker)"
 _ENTRY_ID = re.compile(r"/abs/(?P<id>.+?)(?:v(?P<version>\d+))?$")
@@ -85,7 +86,7 @@ class ArxivClient:
                 if attempt == self.max_retries:
                     raise GaveUp(
                         f"arXiv API: {exc} (gave up after {attempt + 1} attempts)",
-                        hint="the next fetch resumes from the last stored page",
+                        hint="the next fetch reads the unfinished window again",
                     ) from None
                 wait = exc.wait if exc.wait is not None else self.delay * 2 ** attempt
                 log.warning("arXiv API: %s; retrying in %.1f s", exc, wait)
@@ -255,8 +256,14 @@ def _params(search: arxiv.Search, start: int, size: int) -> dict[str, str]:
 
 def window_pages(client: ArxivClient, categories: list[str], extra: str, since: datetime,
                  until: datetime, page_size: int) -> Iterator[Page]:
-    """All pages of one date window, oldest update first (so a cursor can follow the
-    stored pages). A window with more results than the API serves is split in two."""
+    """All papers of one date window, oldest update first, each once. A window with more
+    results than the API serves is split in two.
+
+    The listing can change between two requests: a paper revised meanwhile leaves the
+    window (its new update time is past `until`), and every later entry moves up one place,
+    so paging on by count would skip one. Each page therefore starts a few entries early;
+    if even its first entry is one not read before, more moved up than that, and the
+    window is read again from the start (papers already read are not yielded twice)."""
     search = arxiv.Search(query=window_query(categories, extra, since, until),
                           sort_by=arxiv.SortCriterion.LastUpdatedDate,
                           sort_order=arxiv.SortOrder.Ascending)
@@ -267,14 +274,27 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
         yield from window_pages(client, categories, extra, since, middle, page_size)
         yield from window_pages(client, categories, extra, middle, until, page_size)
         return
-    page, start = first, 0
+    overlap = max(1, page_size // 40)
+    read: set[tuple[str, int]] = set()
+    page, start, rereads = first, 0, 0
     while True:
-        yield page
+        fresh = [p for p in page.papers if (p.id, p.version) not in read]
+        read.update((p.id, p.version) for p in page.papers)
+        yield Page(page.total, start, fresh, page.skipped)
         start += len(page.papers) + page.skipped
         if not (page.papers or page.skipped) or start >= min(page.total, RESULT_CAP):
             return
-        size = min(page_size, RESULT_CAP - start)
-        page = client.get_page(_params(search, start, size), expect_entries=True)
+        back = min(overlap, start)
+        size = min(page_size, RESULT_CAP - start + back)
+        page = client.get_page(_params(search, start - back, size), expect_entries=True)
+        start -= back
+        if not page.papers or (page.papers[0].id, page.papers[0].version) not in read:
+            rereads += 1
+            if rereads > MAX_REREADS:
+                raise SourceError("the arXiv listing kept changing while it was read",
+                                  hint="the next fetch reads this window again")
+            log.info("arXiv listing changed while it was read; reading the window again")
+            page, start = client.get_page(_params(search, 0, page_size), expect_entries=True), 0
 
 
 def id_pages(client: ArxivClient, ids: list[str], chunk: int = 100) -> Iterator[Page]:
