@@ -329,6 +329,27 @@ def test_a_new_version_is_rescored_and_history_grows_only_when_the_score_changes
     assert new > old and current(changed.id) == new
 
 
+def test_a_new_cross_list_without_a_new_version_is_scored_again(arxiv_app):
+    """Categories count in the score (cold start: q-bio.NC raises it), so a paper cross-listed
+    to q-bio.NC after its announcement moves up without waiting for a rescore."""
+    from dataclasses import replace
+
+    fake, build = arxiv_app
+    fake.entries[0] = replace(fake.entries[0], categories=("cs.LG",))
+    app = build()
+    fetch(app, now=NOW)
+    with app.sessions() as s:
+        before = s.get(PaperRow, fake.entries[0].id).score
+    fake.entries[0] = replace(fake.entries[0], categories=("cs.LG", "q-bio.NC"),
+                              updated=NOW - timedelta(hours=1))
+    (rep,) = fetch(app, now=NOW + timedelta(hours=1)).sources
+    assert (rep.new, rep.updated) == (0, 0)  # the same version: not an update
+    with app.sessions() as s:
+        row = s.get(PaperRow, fake.entries[0].id)
+    assert row.categories == ["cs.LG", "q-bio.NC"] and row.version == 1
+    assert row.score > before
+
+
 def test_a_scoring_failure_never_loses_the_page(arxiv_app, monkeypatch):
     fake, build = arxiv_app
 

@@ -132,6 +132,8 @@ def test_ids_are_read_alike_by_every_command(run):
     """The forms people paste: versioned, arXiv: prefixed, abs and pdf URLs."""
     forms = ("2601.00001v2", "arXiv:2601.00001", "https://arxiv.org/abs/2601.00001v1",
              "https://arxiv.org/pdf/2601.00001v1.pdf", " 2601.00001 ")
+    old_style = run("show", "arXiv:math.DG/0211159v1", "--format", "json")  # a subject class
+    assert json.loads(old_style.stdout)["id"] == "math/0211159"
     for form in forms:
         assert json.loads(run("show", form, "--format", "json").stdout)["id"] == "2601.00001"
         result = run("explain", form)

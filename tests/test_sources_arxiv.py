@@ -74,6 +74,33 @@ def test_own_sample_versions_cross_lists_and_old_ids():
     assert page.papers[2].title == "A cross-listed paper: spiking networks & cortex"
 
 
+ENTRY = """<entry><id>http://arxiv.org/abs/{id}</id><title>A title</title>
+<summary>Text.</summary>{extra}</entry>"""
+
+
+def one_page(*entries: str) -> source.Page:
+    return source.parse_page(('<feed xmlns="http://www.w3.org/2005/Atom" '
+                              'xmlns:arxiv="http://arxiv.org/schemas/atom">'
+                              + "".join(entries) + "</feed>").encode())
+
+
+def test_odd_entries_are_read_as_the_ids_fields_and_names_they_hold():
+    page = one_page(
+        # an old-style id written with its subject class: the class is not part of the id
+        ENTRY.format(id="math.AG/0211159v2", extra=""),
+        # the paper's DOI and an erratum's in one element; a nameless author
+        ENTRY.format(id="2612.00009v1", extra="<arxiv:doi>10.1103/PhysRevD.76.013009 "
+                     "10.1103/PhysRevD.76.019901</arxiv:doi><author><name> </name></author>"
+                     "<author><name>Ada Lovelace</name></author>"),
+        # not an arXiv id at all
+        ENTRY.format(id="2401.12345v1?context=cs", extra=""),
+        ENTRY.format(id="foo bar", extra=""))
+    assert [(p.id, p.version) for p in page.papers] == [("math/0211159", 2), ("2612.00009", 1)]
+    assert page.papers[1].doi == "10.1103/PhysRevD.76.013009"
+    assert page.papers[1].authors == ("Ada Lovelace",)
+    assert page.skipped == 2
+
+
 def test_error_feed_is_a_clear_error_not_a_retry():
     with pytest.raises(SourceError, match="incorrect id format for 1234.12345"):
         source.parse_page((DATA / "error_400.xml").read_bytes())

@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# arXiv ids: 2210.08340 since 2007, math/0211159 before (where a subject class may be
+# written in, math.AG/0211159, though it is not part of the id)
+ARXIV_NEW_ID = r"\d{4}\.\d{4,5}"
+ARXIV_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Za-z]{2})?/\d{7}"
+
+
+def canonical_arxiv_id(value: str) -> str:
+    """math.AG/0211159 -> math/0211159; new-style ids are left as they are."""
+    if "/" in value:
+        archive, number = value.split("/", 1)
+        return f"{archive.split('.', 1)[0].lower()}/{number}"
+    return value
+
 
 @dataclass(frozen=True)
 class Paper:

@@ -24,7 +24,7 @@ import arxiv
 import requests
 
 from tracker.errors import SourceError
-from tracker.models import Paper
+from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Paper, canonical_arxiv_id
 from tracker.sources import describe_request_error
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ RESULT_CAP = 30_000  # the API serves at most this many results of one query
 MAX_REREADS = 2  # times a window is read again when its listing changed under the pages
 RETRY_AFTER_MAX = 300.0  # longer waits end the run; the next scheduled run resumes
 USER_AGENT = "neuroai-tracker/0.1 (arXiv API client; +https://github.com/neuroai-tracker)"
-_ENTRY_ID = re.compile(r"/abs/(?P<id>.+?)(?:v(?P<version>\d+))?$")
+_ENTRY_ID = re.compile(rf"/abs/(?P<id>{ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v(?P<version>\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -190,16 +190,18 @@ def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
             categories.append(term)
     published = _date(entry.findtext(f"{ATOM}published"))
     return Paper(
-        id=match["id"],
+        id=canonical_arxiv_id(match["id"]),
         version=int(match["version"] or 1),
         title=title,
         abstract=_clean(entry.findtext(f"{ATOM}summary")),
-        authors=tuple(_clean(a.findtext(f"{ATOM}name")) for a in entry.findall(f"{ATOM}author")),
+        authors=tuple(filter(None, (_clean(a.findtext(f"{ATOM}name"))
+                                    for a in entry.findall(f"{ATOM}author")))),
         categories=tuple(categories),
         primary_category=primary.get("term") if primary is not None else None,
         published=published,
         updated=_date(entry.findtext(f"{ATOM}updated")) or published,
-        doi=_clean(entry.findtext(f"{ARXIV}doi")) or None,
+        # the paper's own DOI first; an erratum's may follow it in the same element
+        doi=(_clean(entry.findtext(f"{ARXIV}doi")).split() or [None])[0],
         journal_ref=_clean(entry.findtext(f"{ARXIV}journal_ref")) or None,
         comment=_clean(entry.findtext(f"{ARXIV}comment")) or None,
     )

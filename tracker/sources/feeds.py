@@ -21,14 +21,13 @@ import nh3
 import requests
 
 from tracker.errors import SourceError
-from tracker.models import Post
+from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Post, canonical_arxiv_id
 from tracker.sources import describe_request_error
 
 log = logging.getLogger(__name__)
 
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
-_NEW_ID = r"\d{4}\.\d{4,5}"
-_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
+_NEW_ID, _OLD_ID = ARXIV_NEW_ID, ARXIV_OLD_ID
 _ARXIV_LINK = re.compile(
     rf"arxiv\.org/(?:abs|pdf|html)/({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_TEXT = re.compile(rf"\barxiv:\s?({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
@@ -214,14 +213,6 @@ def _date(parsed) -> datetime | None:
         return None
 
 
-def _canonical_id(value: str) -> str:
-    """math.AG/0211159 -> math/0211159 (the subject class is not part of an old-style id)."""
-    if "/" in value:
-        archive, number = value.split("/", 1)
-        return f"{archive.split('.', 1)[0].lower()}/{number}"
-    return value
-
-
 def _doi_proper(found: str) -> str:
     """The DOI in a match that may run on into a URL's tail or the sentence around it."""
     doi = found.rstrip(".,;:)]}")
@@ -234,7 +225,7 @@ def extract_refs(text: str) -> tuple[tuple[str, str], ...]:
     """arXiv ids (version-less) and DOIs mentioned in links or text."""
     refs = set()
     for pattern in (_ARXIV_LINK, _ARXIV_TEXT, _ARXIV_DOI):
-        refs.update(("arxiv", _canonical_id(m.group(1))) for m in pattern.finditer(text))
+        refs.update(("arxiv", canonical_arxiv_id(m.group(1))) for m in pattern.finditer(text))
     for match in _DOI.finditer(text):
         doi = _doi_proper(match.group(1))
         if not doi.lower().startswith("10.48550/arxiv."):

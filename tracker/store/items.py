@@ -50,8 +50,8 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
     if not latest:
         return Upserted()
     stored = {row.id: row for row in session.execute(
-        select(PaperRow.id, PaperRow.version, PaperRow.score, PaperRow.score_model)
-        .where(PaperRow.id.in_(list(latest))))}
+        select(PaperRow.id, PaperRow.version, PaperRow.categories, PaperRow.score,
+               PaperRow.score_model).where(PaperRow.id.in_(list(latest))))}
     result = Upserted()
     inserts, changes, refreshes, versions = [], [], [], []
     for pid, paper in latest.items():
@@ -70,6 +70,11 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
                 refreshes.append({"id": pid, "categories": list(paper.categories),
                                   "primary_category": paper.primary_category, "doi": paper.doi,
                                   "journal_ref": paper.journal_ref, "comment": paper.comment})
+                if list(paper.categories) != list(old.categories or []):
+                    # a new cross-list: categories count in the score, so it is scored again
+                    result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
+                                                     paper.categories, old.score,
+                                                     old.score_model))
             continue
         result.changed.append(StoredItem("paper", pid, paper.title, paper.abstract,
                                          paper.categories, *previous))

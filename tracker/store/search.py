@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from tracker.errors import InputError, NotFoundError
+from tracker.models import canonical_arxiv_id
 from tracker.store import search_query as q
 from tracker.store.schema import (
     Timestamp,
@@ -302,7 +303,7 @@ def parse_item_id(item_id: str) -> tuple[str, str | int]:
     text = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", text)
     if not text or any(c.isspace() for c in text):
         raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
-    return "paper", text
+    return "paper", canonical_arxiv_id(text)
 
 
 def show(conn, item_id: str) -> dict:
