@@ -235,6 +235,8 @@ def test_updates_of_older_papers_only_with_include_updates(make_config, smtp):
     text = smtp.messages[1].get_body(("plain",)).get_content()
     assert "2610.20001" in item_ids_in(text) and "updated to v3" in text
     assert "2610.20002" not in item_ids_in(text)  # old and not updated: never news
+    # the update counts among what was fetched, as among what was relevant
+    assert "14 fetched, 12 relevant, 12 in this email" in text
 
 
 def test_force_ends_the_period_now_and_the_schedule_carries_on(week_app, smtp):

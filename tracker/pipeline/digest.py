@@ -117,8 +117,9 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
                                   s.consecutive_failures or 0)
                for s in runs.source_health(session)]
     warnings = build.health_warnings(sources, _configured_sources(config), start, end)
-    digest = build.assemble(start, end, papers, posts, themes,
-                            fetched=ledger.seen_count(session, start, end),
+    fetched = ledger.seen_count(session, start, end,
+                                include_updates=config.digest.include_updates)
+    digest = build.assemble(start, end, papers, posts, themes, fetched=fetched,
                             relevant=len(candidates), warnings=warnings, omitted=omitted)
     subject = _subject(config, start, end)
     return Prepared(subject, render(digest, subject=subject, timezone=config.schedule.timezone,

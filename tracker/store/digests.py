@@ -76,10 +76,14 @@ def arxiv_refs(session: Session, post_ids) -> dict[int, list[str]]:
     return refs
 
 
-def seen_count(session: Session, start: datetime, end: datetime) -> int:
-    """Papers and posts first seen in [start, end)."""
-    papers = session.scalar(select(func.count()).select_from(PaperRow).where(
-        PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end))
+def seen_count(session: Session, start: datetime, end: datetime, *,
+               include_updates: bool = False) -> int:
+    """Papers and posts first seen in [start, end); with include_updates also the older
+    papers whose new version was seen then (the digest's candidates count the same way)."""
+    seen = and_(PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end)
+    if include_updates:
+        seen = or_(seen, and_(PaperRow.version_seen_at >= start, PaperRow.version_seen_at < end))
+    papers = session.scalar(select(func.count()).select_from(PaperRow).where(seen))
     posts = session.scalar(select(func.count()).select_from(PostRow).where(
         PostRow.first_seen_at >= start, PostRow.first_seen_at < end))
     return int(papers or 0) + int(posts or 0)
