@@ -58,13 +58,13 @@ def test_trimmed_keeps_the_most_relevant_entries_in_place_and_counts_what_it_dro
 def test_health_warnings_name_sources_that_did_not_work_this_period():
     ok = build.SourceHealth("arxiv", END - timedelta(hours=2), END - timedelta(hours=2))
     down = build.SourceHealth("xcorr", END, START - timedelta(days=3), "HTTP 503", 9)
-    flaky = build.SourceHealth("colah", END, START + timedelta(days=2), "timeout", 2)
+    flaky = build.SourceHealth("colah", END, START + timedelta(days=2), "timeout", 1)
     stale = build.SourceHealth("old", START - timedelta(days=1), START - timedelta(days=1))
     warnings = build.health_warnings([ok, down, flaky, stale], ["arxiv", "xcorr", "colah", "old",
                                                                 "new-feed"], START, END)
     assert warnings == [
         "xcorr: no successful fetch all period (9 failures in a row; last error: HTTP 503)",
-        "colah: failing since its last success (2 failures in a row; last error: timeout)",
+        "colah: failing since its last success (1 failure in a row; last error: timeout)",
         "old: not fetched this period",
         "new-feed: never fetched",
     ]

@@ -437,6 +437,18 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         assert server.password not in caplog.text
 
 
+def test_a_username_for_a_server_without_login_says_so(make_config, monkeypatch):
+    with SmtpServer() as server:  # offers no AUTH
+        config = make_config({"smtp": {**server.config(), "username": "digest"}, "feeds": [],
+                              "digest": {"recipients": ["ada@example.org"]}})
+        app = App(config)
+        watched_since(app, WATCHING)
+        monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "pw")
+        with pytest.raises(SendError, match="offers no login, but .smtp. username is set"):
+            send_digest(app, now=NOW)
+        assert server.envelopes == [] and [row.status for row in ledger(app)] == ["failed"]
+
+
 # -- TLS -----------------------------------------------------------------------------------
 
 CERT = TEST_DATA / "digest" / "test_smtp_cert.pem"  # self-signed for 127.0.0.1, test only

@@ -81,10 +81,12 @@ def _cron(value: str) -> str:
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        CronTrigger.from_crontab(value)
+        trigger = CronTrigger.from_crontab(value, timezone=UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a 5-field cron expression like '0 8 * * mon' "
                          f"({exc})") from None
+    if trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC)) is None:
+        raise ValueError(f"{value!r} never fires (e.g. the 31st of February)")
     return value
 
 

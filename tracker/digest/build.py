@@ -138,6 +138,8 @@ def health_warnings(sources: list[SourceHealth], configured: list[str], start: d
     warnings = []
     for name in configured:
         source = state.get(name)
+        in_a_row = (f"{source.consecutive_failures} failure"
+                    f"{'' if source.consecutive_failures == 1 else 's'} in a row") if source else ""
         if source is None or source.last_attempt_at is None:
             warnings.append(f"{name}: never fetched")
         elif source.last_success_at is None or source.last_success_at < start:
@@ -146,12 +148,10 @@ def health_warnings(sources: list[SourceHealth], configured: list[str], start: d
             if source.last_attempt_at < start:
                 warnings.append(f"{name}: not fetched this period{detail}")
             else:
-                warnings.append(f"{name}: no successful fetch {since} "
-                                f"({source.consecutive_failures} failures in a row{detail})")
+                warnings.append(f"{name}: no successful fetch {since} ({in_a_row}{detail})")
         elif source.consecutive_failures > 0:
             detail = f"; last error: {source.last_error}" if source.last_error else ""
-            warnings.append(f"{name}: failing since its last success "
-                            f"({source.consecutive_failures} failures in a row{detail})")
+            warnings.append(f"{name}: failing since its last success ({in_a_row}{detail})")
     return warnings
 
 

@@ -75,6 +75,10 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
         raise SendError(f"SMTP server {where} refused the login for {smtp.username!r}: "
                         f"{_reason(exc)}",
                         hint="check [smtp] username and $TRACKER_SMTP_PASSWORD") from None
+    except smtplib.SMTPNotSupportedError:  # login() on a server that offers no AUTH
+        raise SendError(f"SMTP server {where} offers no login, but [smtp] username is set",
+                        hint="leave [smtp] username empty for this server, or use the "
+                        "security it offers a login with (starttls or ssl)") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise SendError(f"SMTP server {where} did not accept the digest: {_reason(exc)}",
                         hint="nothing was recorded as sent; the next run retries") from None

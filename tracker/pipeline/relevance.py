@@ -181,7 +181,7 @@ def _stored(session, item_id: str):
                                [key] if kind == "post" else [])
     if not found:
         raise NotFoundError(f"no stored item {item_id}",
-                            hint="ids are arXiv ids without version, or post:N")
+                            hint="e.g. 2210.08340 (any version) or post:12; see tracker search")
     return found[0]
 
 
