@@ -152,17 +152,12 @@ def _fetch_arxiv(app, now: datetime, rep: SourceReport, bar) -> None:
                  else now - timedelta(days=cfg.lookback_days))
         task = bar.task("arxiv", total=None)
         for start, end in source.date_chunks(since, now, FETCH_CHUNK_DAYS):
-            newest = None
+            # window_pages yields a page only once it is known to follow on from the
+            # previous one without a gap, so the cursor may move with each stored page
             for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                             cfg.page_size):
-                _store_papers(app, page, now, rep)
-                newest = max(filter(None, (newest, *(p.updated for p in page.papers))),
-                             default=None)
+                _store_papers(app, page, now, rep, cursor=True)
                 bar.advance(task, len(page.papers), total=page.total)
-            # Only a window read to its end moves the cursor: a page that failed, or one
-            # skipped because the listing changed, is read again from the old cursor.
-            with transaction(app.sessions) as session:
-                items.advance_cursor(session, "arxiv", "arxiv", newest)
     finally:
         client.close()
 
@@ -187,10 +182,13 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
         log.warning("arxiv: seed papers %s not fetched: %s", ", ".join(missing), exc)
 
 
-def _store_papers(app, page, now: datetime, rep: SourceReport) -> None:
+def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool = False) -> None:
     with transaction(app.sessions) as session:
         result = items.upsert_papers(session, page.papers, now)
         rep.errors += _score(app, session, result.changed)
+        if cursor:
+            stamps = [p.updated for p in page.papers if p.updated]
+            items.advance_cursor(session, "arxiv", "arxiv", max(stamps, default=None))
     rep.fetched += len(page.papers)
     rep.new += len(result.new)
     rep.updated += len(result.updated)

@@ -86,7 +86,7 @@ class ArxivClient:
                 if attempt == self.max_retries:
                     raise GaveUp(
                         f"arXiv API: {exc} (gave up after {attempt + 1} attempts)",
-                        hint="the next fetch reads the unfinished window again",
+                        hint="the next fetch resumes from the last stored page",
                     ) from None
                 wait = exc.wait if exc.wait is not None else self.delay * 2 ** attempt
                 log.warning("arXiv API: %s; retrying in %.1f s", exc, wait)
@@ -263,9 +263,10 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
 
     The listing can change between two requests: a paper revised meanwhile leaves the
     window (its new update time is past `until`), and every later entry moves up one place,
-    so paging on by count would skip one. Each page therefore starts a few entries early;
-    if even its first entry is one not read before, more moved up than that, and the
-    window is read again from the start (papers already read are not yielded twice)."""
+    so paging on by count would skip one. Each page therefore starts a few entries early
+    and is yielded only if its first entry was read before, i.e. it follows on without a
+    gap; if not, more moved up than that, and the window is read again from the start
+    (papers already read are not yielded twice)."""
     search = arxiv.Search(query=window_query(categories, extra, since, until),
                           sort_by=arxiv.SortCriterion.LastUpdatedDate,
                           sort_order=arxiv.SortOrder.Ascending)
