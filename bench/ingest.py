@@ -23,25 +23,30 @@ from urllib.parse import parse_qs
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.arxiv_fake import feed_xml, make_entries  # noqa: E402
+from tests.arxiv_fake import HEAD, entry_xml, make_entries  # noqa: E402
 from tests.localserver import LocalServer, Reply  # noqa: E402
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ARXIV = "{http://arxiv.org/schemas/atom}"
 
 
-def build_pages(n: int, page_size: int, now: datetime) -> list[bytes]:
-    """All pages of one 6-day window, oldest update first, as the API would serve them."""
+def build_entries(n: int, now: datetime) -> list[str]:
+    """The Atom XML of each entry of one 6-day window, oldest update first."""
     entries = make_entries(n, now - timedelta(days=6), step=timedelta(days=6) / n)
-    return [feed_xml(entries[i:i + page_size], n, i, page_size).encode()
-            for i in range(0, n, page_size)]
+    return [entry_xml(e) for e in entries]
 
 
-def serve(pages: list[bytes], page_size: int):
+def page_xml(entries: list[str], start: int, size: int) -> bytes:
+    """One API response: the entries from `start`, as the API pages them."""
+    head = HEAD.format(query="q", per_page=size, total=len(entries), start=start)
+    return (head + "".join(entries[start:start + size]) + "</feed>\n").encode()
+
+
+def serve(entries: list[str]):
     def reply(request):
-        start = int(parse_qs(request.query).get("start", ["0"])[0])
-        return Reply(200, pages[start // page_size] if start // page_size < len(pages)
-                     else pages[0][:0], {"Content-Type": "application/atom+xml"})
+        args = parse_qs(request.query)
+        start, size = int(args["start"][0]), int(args["max_results"][0])
+        return Reply(200, page_xml(entries, start, size), {"Content-Type": "application/atom+xml"})
     return reply
 
 
@@ -139,14 +144,16 @@ def main() -> None:
 
         relevance.score_new = lambda *args: 0
     now = datetime.now(UTC).replace(microsecond=0)
-    pages = build_pages(args.entries, args.page_size, now)
+    entries = build_entries(args.entries, now)
+    # the raw ceiling reads the same pages, one after the other
+    pages = [page_xml(entries, i, args.page_size) for i in range(0, args.entries, args.page_size)]
     size = sum(map(len, pages))
     print(f"{args.entries} entries in {len(pages)} pages of {args.page_size} "
           f"({size / 1e6:.1f} MB of Atom XML)")
     watches = fetch_path_watches()
     tracked, raw = [], []
     with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
-        server.route("/api/query", serve(pages, args.page_size))
+        server.route("/api/query", serve(entries))
         for run in range(args.repeat):  # alternated, so a busy spell hits both sides
             wall, cpu, output = run_tracker(server.url("/api/query"),
                                             Path(tmp) / f"tracker{run}.db", args.page_size,
