@@ -79,6 +79,8 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
          "key 'schedule.digest': 'every monday' is not a 5-field cron"),
         ('[schedule]\ntimezone = "Mars/Olympus"\n', "key 'schedule.timezone': unknown time zone"),
         ('[schedule]\ndigest = "0 8 31 2 *"\n', "key 'schedule.digest': .* never fires"),
+        ('[schedule]\ndigest = "0 8 * * 8"\n', "key 'schedule.digest': .*bad day of week"),
+        ('[schedule]\ndigest = "0 8 * * 5-3"\n', "key 'schedule.digest': .*bad day of week"),
         ('[arxiv]\napi_url = "ftp://x"\n', "key 'arxiv.api_url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',

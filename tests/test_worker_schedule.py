@@ -43,6 +43,19 @@ def test_next_fire_times_follow_the_zone_and_daylight_saving():
     assert summer["digest"] == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
 
 
+def test_weekdays_are_numbered_as_cron_numbers_them():
+    """0 and 7 are Sunday, 1 is Monday (APScheduler's own crontab reader starts at Monday=0)."""
+    friday = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    expected = {"1": "Mon 07", "0": "Sun 06", "7": "Sun 06", "mon": "Mon 07", "6": "Sat 05",
+                "1-5": "Mon 07", "sat,sun": "Sat 05", "*/2": "Sat 05", "5-7": "Sat 05"}
+    for field, day in expected.items():
+        fire = next_fire_times(_config(digest=f"0 8 * * {field}"), friday)["digest"]
+        assert fire.strftime("%a %d") == day, field
+    week = [next_fire_times(_config(digest="0 8 * * 1-5"), datetime(2026, 12, d, 9, tzinfo=UTC))
+            ["digest"].strftime("%a") for d in range(7, 12)]
+    assert week == ["Tue", "Wed", "Thu", "Fri", "Mon"]
+
+
 def test_bad_cron_expression_stops_the_worker_with_exit_2(tmp_path):
     config = tmp_path / "tracker.toml"
     config.write_text('[schedule]\nfetch = "61 * * * *"\n')

@@ -77,11 +77,52 @@ def _time_zone(value: str) -> str:
     return value
 
 
-def _cron(value: str) -> str:
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """A cron day-of-week field (0 or 7 = Sunday, 1 = Monday, names too) as APScheduler's
+    day_of_week, which counts from Monday = 0: the days spelt out by name."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            low, high = 0, 6
+        else:
+            first, dash, last = span.partition("-")
+            if dash and not last:
+                raise ValueError(f"bad day of week {part!r}")
+            low = _CRON_DAYS.index(first) if first in _CRON_DAYS else int(first)
+            high = (_CRON_DAYS.index(last) if last in _CRON_DAYS else int(last)) if last \
+                else (6 if step else low)
+        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high) or step and int(step) < 1:
+            raise ValueError(f"bad day of week {part!r}")
+        days.update(day % 7 for day in range(low, high + 1, int(step or 1)))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def cron_trigger(expression: str, timezone):
+    """An APScheduler CronTrigger from a 5-field crontab line read as cron reads it
+    (CronTrigger.from_crontab would take day-of-week 1 for Tuesday). ValueError if bad."""
     from apscheduler.triggers.cron import CronTrigger
 
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields: got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
     try:
-        trigger = CronTrigger.from_crontab(value, timezone=UTC)
+        weekday = _cron_weekdays(weekday)
+    except (ValueError, IndexError):
+        raise ValueError(f"bad day of week {weekday!r} (0-7 or sun-sat)") from None
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
+                       timezone=timezone)
+
+
+def _cron(value: str) -> str:
+    try:
+        trigger = cron_trigger(value, UTC)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a 5-field cron expression like '0 8 * * mon' "
                          f"({exc})") from None
@@ -303,9 +344,7 @@ class Config:
 def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | None:
     """The latest time at or before `now` when `cron` fired (None if not within a year).
     Pure; used to align digest periods to the schedule."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    trigger = cron_trigger(cron, ZoneInfo(timezone))
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
         last = None
         fire = trigger.get_next_fire_time(None, now - window)

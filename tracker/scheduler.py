@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tracker.config import Config
+from tracker.config import Config, cron_trigger
 from tracker.errors import ConfigError, TrackerError
 from tracker.pipeline import utcnow
 from tracker.pipeline.cycle import PIPELINE, Runner, digest_due, jobs_behind
@@ -28,14 +28,12 @@ log = logging.getLogger("tracker.worker")
 
 def triggers(config: Config) -> dict:
     """job id -> CronTrigger, from [schedule] in its time zone (ConfigError if invalid)."""
-    from apscheduler.triggers.cron import CronTrigger
-
     zone = ZoneInfo(config.schedule.timezone)
     result = {}
     for job in PIPELINE:
         expression = getattr(config.schedule, job)
         try:
-            result[job] = CronTrigger.from_crontab(expression, timezone=zone)
+            result[job] = cron_trigger(expression, zone)
         except ValueError as exc:
             raise ConfigError(f"{config.source}: key 'schedule.{job}': invalid cron "
                               f"expression {expression!r} ({exc})") from None
