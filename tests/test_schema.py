@@ -104,3 +104,39 @@ def test_concurrent_first_use_creates_the_schema_once(db_url):
     with ThreadPoolExecutor(max_workers=4) as pool:
         revisions = list(pool.map(first_use, range(4)))
     assert revisions == [db.SCHEMA_REVISION] * 4
+
+
+def test_a_unit_of_work_that_reads_then_writes_waits_for_another_writer(sqlite_url):
+    """SQLite: a transaction() holds the write lock from its start. With a plain BEGIN,
+    another process committing between our read and our write made the write fail at once
+    with "database is locked" (a WAL read snapshot cannot be upgraded once out of date)."""
+    import threading
+
+    engine = db.make_engine(sqlite_url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    other = db.make_engine(sqlite_url)  # another process's connection, in a thread
+    errors = []
+
+    def write_meanwhile():
+        try:
+            with other.begin() as conn:
+                conn.execute(text("UPDATE source_state SET kind = 'feed'"))
+                conn.execute(text("INSERT INTO source_state (name, kind, consecutive_failures) "
+                                  "VALUES ('other', 'feed', 0)"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with db.transaction(factory) as session:
+        session.execute(text("SELECT count(*) FROM source_state")).scalar()  # read first
+        writer = threading.Thread(target=write_meanwhile)
+        writer.start()
+        writer.join(0.5)  # it waits for our lock (with a plain BEGIN it commits meanwhile)
+        session.execute(text("INSERT INTO source_state (name, kind, consecutive_failures) "
+                             "VALUES ('ours', 'feed', 0)"))
+    writer.join(10)
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM source_state ORDER BY name")).scalars().all()
+    engine.dispose()
+    other.dispose()
+    assert errors == [] and names == ["other", "ours"]

@@ -74,6 +74,10 @@ class TrackerGroup(click.Group):
         except Exception as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
+            if "database is locked" in str(exc):  # SQLite, after the 30 s busy timeout
+                click.echo("error: the database stayed locked by another tracker process for "
+                           "30 s (a long fetch or rescore?); try again when it is done", err=True)
+                ctx.exit(1)
             click.echo(f"internal error: {type(exc).__name__}: {exc} "
                        "(run with --verbose for the traceback, and please report it)", err=True)
             ctx.exit(70)

@@ -56,9 +56,9 @@ def make_engine(url: str) -> Engine:
                                  f"{exc.strerror}") from None
         engine = create_engine(parsed, module=sqlite_dbapi(), connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; take it over so that
-        # BEGIN IMMEDIATE can be used where a write lock must be held from the start.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # pysqlite's own transaction handling defers BEGIN; take it over so that a unit
+        # of work (transaction() below) takes the write lock from the start.
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"unsupported database URL scheme {parsed.drivername!r}", hint=URL_HINT)
@@ -254,6 +254,15 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error. On SQLite it holds the
+    write lock from its start (BEGIN IMMEDIATE): a unit that reads and then writes would
+    otherwise fail with "database is locked" when another process wrote in between (WAL
+    cannot upgrade a read snapshot that is out of date), whatever the busy timeout."""
     with factory() as session, session.begin():
+        session.connection(execution_options={"write_unit": True})
         yield session
+
+
+def _sqlite_begin(conn) -> None:
+    immediate = conn.get_execution_options().get("write_unit")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
