@@ -214,12 +214,24 @@ def test_eval_metrics_match_hand_computed_case():
     ('{"id": "1", "title": "t", "abstract": "a", "label": "yes"}', r"bad\.jsonl:1: unknown label"),
     ('[1, 2]', r"bad\.jsonl:1: expected a JSON object"),
     ('', r"bad\.jsonl: no labelled records"),
+    # one paper, two labels (the id written two ways): which is meant?
+    ('{"id": "2306.07400", "title": "t", "abstract": "a", "label": 2}\n'
+     '{"id": "arXiv:2306.07400v1", "title": "t", "abstract": "a", "label": 0}',
+     r"bad\.jsonl:2: 2306\.07400 is labelled 0 here and 2 on line 1"),
 ])
 def test_bad_label_files(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     with pytest.raises(InputError, match=message):
         read_labels(path)
+
+
+def test_label_file_ids_are_read_as_stored_and_repeats_count_once(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    line = '{{"id": "{}", "title": "t", "abstract": "a", "label": 2}}'
+    path.write_text("\n".join(line.format(i) for i in (
+        "https://arxiv.org/abs/2306.07400v2", "2306.07400", "math.AG/0211159v1", "custom-7")))
+    assert [r.id for r in read_labels(path)] == ["2306.07400", "math/0211159", "custom-7"]
 
 
 def test_label_file_format_matches_shared_data(shared_dir):

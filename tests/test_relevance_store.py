@@ -129,7 +129,7 @@ def test_train_from_files_labels_and_seeds(filled, cfg):
     app, post_id = filled
     relevance.label(app, "2401.00002", "relevant", now=NOW)  # user label (odd, but theirs)
     relevance.label(app, f"post:{post_id}", "irrelevant", now=NOW)
-    seeded = App(cfg(seed_papers=["2401.00001", "9999.99999"]))
+    seeded = App(cfg(seed_papers=["arXiv:2401.00001v2", "9999.99999"]))  # any id form
     report = relevance.train(seeded, [str(SMALL)])
     assert report.sources == {"files": 20, "seeds": 1, "user_labels": 2, "background": 0}
     assert report.n_train == 23 and report.n_positive == 8 + 1 + 1
@@ -139,6 +139,17 @@ def test_train_from_files_labels_and_seeds(filled, cfg):
     _, _, models, _ = scores_of(seeded)
     assert models == {report.version}
     seeded.close()
+
+
+def test_a_users_label_overrides_a_file_line_whatever_form_its_id_takes(filled, cfg, tmp_path):
+    app, _ = filled
+    relevance.label(app, "2401.00002", "irrelevant", now=NOW)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(SMALL.read_text() + '{"id": "arXiv:2401.00002v1", "title": "t", '
+                      '"abstract": "a", "label": 2}\n')
+    report = relevance.train(app, [str(labels)])
+    # the file's 20 + this one, which the user's label replaces: 21 examples, 8 relevant
+    assert report.sources["files"] == 21 and report.n_train == 21 and report.n_positive == 8
 
 
 def test_train_with_only_positives_uses_background_negatives(filled, cfg):

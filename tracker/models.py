@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from tracker.errors import InputError
 
 # arXiv ids: 2210.08340 since 2007, math/0211159 before (where a subject class may be
 # written in, math.AG/0211159, though it is not part of the id)
@@ -18,6 +21,35 @@ def canonical_arxiv_id(value: str) -> str:
         return f"{archive.split('.', 1)[0].lower()}/{number}"
     return value
 
+
+def parse_item_id(item_id: str) -> tuple[str, str | int]:
+    """("post", 12) for "post:12"; ("paper", "2210.08340") for an arXiv id, with or
+    without a version, "arXiv:" prefix or abs/pdf URL. Malformed text is bad input; whether
+    the item exists is the caller's question."""
+    text = item_id.strip()
+    if text.lower().startswith("post:"):
+        number = text[5:].strip()
+        # ASCII digits that fit the id column (str.isdigit() also passes '²')
+        if not re.fullmatch(r"[0-9]{1,18}", number):
+            raise InputError(f"bad item id {item_id!r}", hint="blog posts look like post:12")
+        return "post", int(number)
+    text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,
+                  flags=re.I)
+    text = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", text)
+    if not text or any(c.isspace() for c in text):
+        raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
+    return "paper", canonical_arxiv_id(text)
+
+
+
+def item_key(item_id: str) -> str:
+    """The key an id is stored under ("2210.08340", "math/0211159", "post:12") whatever form
+    it was written in, or the text itself when it is no item id (ids in label files)."""
+    try:
+        kind, key = parse_item_id(item_id)
+    except InputError:
+        return item_id.strip()
+    return key if kind == "paper" else f"post:{key}"
 
 @dataclass(frozen=True)
 class Paper:

@@ -14,12 +14,11 @@ One source failing is recorded in its health and never stops the others.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.errors import ConfigError, InputError, TrackerError
-from tracker.models import canonical_arxiv_id
+from tracker.models import item_key
 from tracker.pipeline import utcnow
 from tracker.store import items
 from tracker.store.db import transaction
@@ -166,8 +165,8 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
     """Seed papers (config relevance.seed_papers) not yet stored are fetched once, by id."""
     from tracker.sources import arxiv as source
 
-    seeds = list(dict.fromkeys(canonical_arxiv_id(re.sub(r"v\d+$", "", s.strip()))
-                               for s in app.config.relevance.seed_papers if s.strip()))
+    seeds = list(dict.fromkeys(item_key(s) for s in app.config.relevance.seed_papers
+                               if s.strip()))
     with app.sessions() as session:
         missing = [s for s in seeds if s not in items.stored_paper_ids(session, seeds)]
     if not missing:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tracker.errors import InputError, NotFoundError, TrackerError
+from tracker.models import item_key
 from tracker.pipeline import utcnow
 from tracker.store import scores as store
 from tracker.store.db import transaction
@@ -120,9 +121,10 @@ def _training_set(app, label_files) -> tuple[list, list, dict]:
     for path in label_files:
         for record in read_labels(path):
             examples[record.id] = (record.doc, record.label)
-            counts["files"] += 1
+    counts["files"] = len(examples)
     with app.sessions() as session:
-        seeds = [s.strip() for s in app.config.relevance.seed_papers if s.strip()]
+        seeds = list(dict.fromkeys(item_key(s) for s in app.config.relevance.seed_papers
+                                   if s.strip()))
         for item in store.items_by_ids(session, seeds, []):
             examples[item.key] = (_doc(item), 2)
             counts["seeds"] += 1
@@ -174,7 +176,7 @@ def model_info(app) -> dict:
 # --- explain, eval, label ------------------------------------------------------------------
 
 def _stored(session, item_id: str):
-    from tracker.store.search import parse_item_id
+    from tracker.models import parse_item_id
 
     kind, key = parse_item_id(item_id)
     found = store.items_by_ids(session, [key] if kind == "paper" else [],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import InputError
+from tracker.models import item_key
 
 REQUIRED = ("id", "title", "abstract", "label")
 LABELS = (0, 1, 2)
@@ -51,7 +52,17 @@ def read_labels(path: str | Path) -> list[LabelledDoc]:
         raise InputError(f"label file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read label file {path}: {exc}") from None
-    records = [_parse(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records, first_line = [], {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record = _parse(path, number, line)
+        earlier = first_line.setdefault(record.id, (number, record.label))
+        if earlier[1] != record.label:  # which one is meant? Not for us to guess
+            raise InputError(f"{path}:{number}: {record.id} is labelled {record.label} here "
+                             f"and {earlier[1]} on line {earlier[0]}")
+        if earlier[0] == number:
+            records.append(record)
     if not records:
         raise InputError(f"{path}: no labelled records",
                          hint="one JSON object a line with id, title, abstract, label")
@@ -80,5 +91,6 @@ def _parse(path: Path, number: int, line: str) -> LabelledDoc:
     for key in ("id", "title", "abstract"):
         if not isinstance(record[key], str):
             raise InputError(f"{where}: field {key!r} must be a string")
-    return LabelledDoc(record["id"], make_doc(record["title"], record["abstract"], categories),
-                       int(label))
+    # the key the paper is stored under, so that a user's label of it overrides this one
+    return LabelledDoc(item_key(record["id"]),
+                       make_doc(record["title"], record["abstract"], categories), int(label))

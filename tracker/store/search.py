@@ -12,7 +12,6 @@ or a Session, which runs the same statements.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,8 +35,8 @@ from sqlalchemy import (
     union_all,
 )
 
-from tracker.errors import InputError, NotFoundError
-from tracker.models import canonical_arxiv_id
+from tracker.errors import NotFoundError
+from tracker.models import parse_item_id
 from tracker.store import search_query as q
 from tracker.store.schema import (
     Timestamp,
@@ -286,25 +285,6 @@ def load_items(conn, keys: list[tuple[str, object]]) -> list[dict]:
 
 
 # --- one item in full, and the whole store ---------------------------------------------
-
-def parse_item_id(item_id: str) -> tuple[str, str | int]:
-    """("post", 12) for "post:12"; ("paper", "2210.08340") for an arXiv id, with or
-    without a version, "arXiv:" prefix or abs/pdf URL. Malformed text is bad input; whether
-    the item exists is the caller's question."""
-    text = item_id.strip()
-    if text.lower().startswith("post:"):
-        number = text[5:].strip()
-        # ASCII digits that fit the id column (str.isdigit() also passes '²')
-        if not re.fullmatch(r"[0-9]{1,18}", number):
-            raise InputError(f"bad item id {item_id!r}", hint="blog posts look like post:12")
-        return "post", int(number)
-    text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,
-                  flags=re.I)
-    text = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", text)
-    if not text or any(c.isspace() for c in text):
-        raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
-    return "paper", canonical_arxiv_id(text)
-
 
 def show(conn, item_id: str) -> dict:
     """Everything about one item: the item dict plus versions, score history, label,
