@@ -61,11 +61,22 @@ def _database_url(value: str) -> str:
 
 
 def _keywords(value: dict[str, float]) -> dict[str, float]:
+    from tracker.scoring import normalize
+
+    seen: dict[str, str] = {}
     for phrase, weight in value.items():
         if not phrase.strip():
             raise ValueError("keyword phrases must not be empty")
         if abs(weight) > 10:
             raise ValueError(f"weight of {phrase!r} must be between -10 and 10")
+        # matching ignores case, punctuation and non-ASCII letters (as in the papers' text)
+        key = normalize(phrase).strip()
+        if not key:
+            raise ValueError(f"{phrase!r} has no letters or digits a-z, 0-9 to match")
+        if key in seen:
+            raise ValueError(f"{seen[key]!r} and {phrase!r} are the same phrase to the "
+                             "matcher (case and punctuation aside); keep one")
+        seen[key] = phrase
     return value
 
 
@@ -235,7 +246,7 @@ class FeedFetchConfig:
 @dataclass(frozen=True)
 class RelevanceConfig:
     threshold: float = key(0.5, ge=0, le=1)
-    model_path: str = "data/model.joblib"
+    model_path: str = key("data/model.joblib", min_length=1)
     keywords: dict[str, float] = key(check=_keywords, factory=lambda: {
         "neuroscience": 1.0,
         "neural recordings": 1.5,

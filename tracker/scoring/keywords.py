@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tracker.scoring.text import Batch, Lexicon, PhraseSet, batch, normalize
+from tracker.scoring import normalize
+from tracker.scoring.text import Batch, Lexicon, PhraseSet, batch
 
 __all__ = ["KeywordMatcher", "normalize"]
 
