@@ -133,13 +133,23 @@ def test_no_digest_is_due_without_recipients(app):
     assert jobs_behind(app, MONDAY_9 + timedelta(hours=21, minutes=30)) == ["fetch"]
 
 
+def test_a_store_begun_after_the_digest_time_is_not_behind_on_it(team_app):
+    """The worker would otherwise run a digest job after every fetch until the first
+    digest time, each one ending `not_started`."""
+    _fetch_run(team_app, MONDAY_9)  # began after Monday's 08:00 digest time
+    assert not digest_due(team_app, MONDAY_9 + timedelta(hours=3))
+    assert jobs_behind(team_app, MONDAY_9 + timedelta(days=1)) == ["fetch"]
+    assert digest_due(team_app, MONDAY_9 + timedelta(days=7))  # next Monday's is
+
+
 def test_catch_up_after_downtime(team_app):
     app = team_app
     monday_8 = MONDAY_9 - timedelta(hours=1)
-    # Nothing ever ran: the fetch and the digest are both behind.
-    assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
+    # A new store: the fetch is behind; the digest is not (a store that began after the
+    # digest time sends its first one at the next: send_digest's `not_started`).
+    assert jobs_behind(app, MONDAY_9) == ["fetch"]
     _fetch_run(app, MONDAY_9 - timedelta(hours=3), "abandoned")  # cut off: does not count
-    assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]
+    assert jobs_behind(app, MONDAY_9) == ["fetch", "digest"]  # but the store began before 8
     _fetch_run(app, MONDAY_9 - timedelta(hours=3), "failed")  # 06:00 fetch ran
     assert jobs_behind(app, MONDAY_9) == ["digest"]
     _sent_digest(app, monday_8 - timedelta(days=7))  # last week's digest is not enough

@@ -261,14 +261,19 @@ def _summary(counts: dict) -> str:
 
 def digest_due(app: App, now: datetime) -> bool:
     """Is there a scheduled digest fire time <= now that no sent digest covers yet?
-    (Never with no [digest] recipients: there is nothing to catch up on.)"""
+    (Never with no [digest] recipients: there is nothing to catch up on. Nor for a store
+    that began after that fire time: its first digest goes out at the next one, as
+    send_digest decides with `not_started`.)"""
     schedule = app.config.schedule
     fire = previous_fire_time(schedule.digest, schedule.timezone, now)
     if fire is None or not app.config.digest.recipients:
         return False
     with app.sessions() as session:
         last_end = runs.last_sent_period_end(session)
-    return last_end is None or last_end < fire
+        if last_end is None:
+            started = runs.tracking_started(session)
+            return started is not None and started < fire
+    return last_end < fire
 
 
 def jobs_behind(app: App, now: datetime) -> list[str]:
@@ -293,6 +298,14 @@ def run_cycle(app: App, now: datetime | None = None,
     runner = runner or Runner(app)
     now = now or runner.clock()
     results = [runner.run_job("fetch", now)]
-    if digest_due(app, now):
+    if digest_due(app, now) or _awaiting_first_digest(app):
+        # (a new store's digest job says when its first digest goes out: not_started)
         results.append(runner.run_job("digest", now))
     return results
+
+
+def _awaiting_first_digest(app: App) -> bool:
+    if not app.config.digest.recipients:
+        return False
+    with app.sessions() as session:
+        return runs.last_sent_period_end(session) is None
