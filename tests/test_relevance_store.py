@@ -245,6 +245,9 @@ def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
     assert up_line.count(",") == 1  # two terms
     result = invoke(config_file, "tune", "--weeks", "2")
     assert result.exit_code == 0 and "0 enter, 0 leave" in result.output
+    weeks = json.loads(invoke(config_file, "tune", "--weeks", "2", "--format", "json").stdout)
+    assert len(weeks) == 2 and "T" in weeks[0]["start"]  # ISO 8601, as all JSON output
+    assert datetime.fromisoformat(weeks[0]["start"]).tzinfo is not None
 
 
 def test_cli_bad_input_is_one_line(filled, db_url, tmp_path):

@@ -151,7 +151,12 @@ def parse_date(value: str | None, option: str, *, end_of_day: bool = False):
 
 
 def echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    click.echo(json.dumps(data, indent=2, default=_json_value, ensure_ascii=False))
+
+
+def _json_value(value) -> str:
+    """Dates and times in ISO 8601 (2026-11-27T06:02:37+00:00), as everywhere else."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 for _name in COMMAND_MODULES:
