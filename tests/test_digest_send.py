@@ -309,7 +309,7 @@ def test_empty_week_sends_a_short_note_when_send_empty(make_config, smtp):
     watched_since(app, WATCHING)
     assert send_digest(app, now=NOW).status == "sent"
     text = smtp.messages[0].get_body(("plain",)).get_content()
-    assert "Nothing relevant this week." in text and item_ids_in(text) == []
+    assert "Nothing relevant in this period." in text and item_ids_in(text) == []
 
 
 def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
