@@ -96,21 +96,22 @@ def _cron_weekdays(field: str) -> str:
     day_of_week, which counts from Monday = 0: the days spelt out by name."""
     if field == "*":
         return field
+    def number(text: str) -> int:  # ValueError for anything but 0-7 or a name
+        return _CRON_DAYS.index(text) if text in _CRON_DAYS else int(text)
+
     days: set[int] = set()
     for part in field.lower().split(","):
         span, _, step = part.partition("/")
-        if span == "*":
-            low, high = 0, 6
-        else:
-            first, dash, last = span.partition("-")
-            if dash and not last:
-                raise ValueError(f"bad day of week {part!r}")
-            low = _CRON_DAYS.index(first) if first in _CRON_DAYS else int(first)
-            high = (_CRON_DAYS.index(last) if last in _CRON_DAYS else int(last)) if last \
-                else (6 if step else low)
-        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high) or step and int(step) < 1:
-            raise ValueError(f"bad day of week {part!r}")
-        days.update(day % 7 for day in range(low, high + 1, int(step or 1)))
+        first, dash, last = span.partition("-")
+        try:
+            low, high = (0, 6) if span == "*" else (number(first), number(last) if dash
+                                                    else 6 if step else number(first))
+            every = int(step or 1)
+        except ValueError:
+            every = 0
+        if every < 1 or not 0 <= low <= high <= 7:
+            raise ValueError(f"bad day of week {part!r} (0-7 or sun-sat)")
+        days.update(day % 7 for day in range(low, high + 1, every))
     return ",".join(_CRON_DAYS[day] for day in sorted(days))
 
 
@@ -123,12 +124,8 @@ def cron_trigger(expression: str, timezone):
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields: got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
-    try:
-        weekday = _cron_weekdays(weekday)
-    except (ValueError, IndexError):
-        raise ValueError(f"bad day of week {weekday!r} (0-7 or sun-sat)") from None
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
-                       timezone=timezone)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_cron_weekdays(weekday), timezone=timezone)
 
 
 def _cron(value: str) -> str:

@@ -41,7 +41,6 @@ def parse_item_id(item_id: str) -> tuple[str, str | int]:
     return "paper", canonical_arxiv_id(text)
 
 
-
 def item_key(item_id: str) -> str:
     """The key an id is stored under ("2210.08340", "math/0211159", "post:12") whatever form
     it was written in, or the text itself when it is no item id (ids in label files)."""
@@ -50,6 +49,7 @@ def item_key(item_id: str) -> str:
     except InputError:
         return item_id.strip()
     return key if kind == "paper" else f"post:{key}"
+
 
 @dataclass(frozen=True)
 class Paper:

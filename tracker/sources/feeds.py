@@ -27,11 +27,10 @@ from tracker.sources import describe_request_error
 log = logging.getLogger(__name__)
 
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
-_NEW_ID, _OLD_ID = ARXIV_NEW_ID, ARXIV_OLD_ID
 _ARXIV_LINK = re.compile(
-    rf"arxiv\.org/(?:abs|pdf|html)/({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
-_ARXIV_TEXT = re.compile(rf"\barxiv:\s?({_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.IGNORECASE)
-_ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({_NEW_ID})", re.IGNORECASE)
+    rf"arxiv\.org/(?:abs|pdf|html)/({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_TEXT = re.compile(rf"\barxiv:\s?({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+_ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({ARXIV_NEW_ID})", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>&]+)")
 # what a publisher's URL adds after the DOI: a query or fragment, a page or format suffix
 _DOI_TAIL = re.compile(

@@ -142,9 +142,13 @@ def _locator(post: Post) -> str:
     return post.link or post.title
 
 
-def _shared_guid(guid: str, post: Post) -> str:
+def _shared_prefix(guid: str) -> str:
     base = guid if len(guid) <= 1000 else "sha256:" + hashlib.sha256(guid.encode()).hexdigest()
-    return f"{base} #{hashlib.sha256(_locator(post).encode()).hexdigest()[:16]}"
+    return f"{base} #"
+
+
+def _shared_guid(guid: str, post: Post) -> str:
+    return _shared_prefix(guid) + hashlib.sha256(_locator(post).encode()).hexdigest()[:16]
 
 
 def _keys(session: Session, groups, stored) -> list[tuple[tuple[str, str], Post]]:
@@ -182,7 +186,7 @@ def _reused(session: Session, feed: str, guid: str, plain, post: Post) -> bool:
     """Whether the feed has given `guid` to another entry than the stored one."""
     if plain.published and post.published and plain.published != post.published:
         return True
-    prefix = _shared_guid(guid, post).rsplit(" #", 1)[0] + " #"
+    prefix = _shared_prefix(guid)
     found = session.scalar(select(PostRow.id).where(  # substr: LIKE ignores case in SQLite
         PostRow.feed == feed, func.substr(PostRow.guid, 1, len(prefix)) == prefix).limit(1))
     return found is not None
