@@ -1,5 +1,6 @@
 """Search latency on a large store: N synthetic-but-realistic papers (Zipf-distributed
-vocabulary with NeuroAI terms and multi-word phrases), loaded through the real schema
+vocabulary with NeuroAI terms and multi-word phrases, as common as in a real week of arXiv
+listings: see --calibrate), loaded through the real schema
 (migrations, FTS triggers / generated tsvector), then top-50 queries through the real
 search code: single term, phrase, prefix, filtered. A plain LIKE scan is the comparison.
 Also times CLI start-up (`tracker --help`, `tracker search` on a small store).
@@ -7,6 +8,7 @@ Also times CLI start-up (`tracker --help`, `tracker search` on a small store).
     python bench/search.py --n 1000000                 # SQLite and PostgreSQL
     python bench/search.py --n 20000 --no-postgres     # a quick run
     python bench/search.py --startup-only              # CLI start-up figures only
+    python bench/search.py --calibrate                 # generated vs real term frequencies
 
 PostgreSQL: $TRACKER_BENCH_POSTGRES_URL, else $TRACKER_TEST_POSTGRES_URL (a schema
 `bench_search` is created and dropped). Prints figures; asserts nothing about time.
@@ -59,16 +61,18 @@ regularization dropout normalization scaling laws emergent interpretability mech
 probing lesion ablation causal intervention tracking eye movements saccade saccades grasping
 locomotion robot robotic control controller feedback feedforward lateral topdown bottomup
 """.split()
-PHRASES = ["predictive coding", "spiking neural network", "dendritic computation",
-           "credit assignment", "working memory", "grid cells", "place cells",
-           "reinforcement learning", "free energy principle", "active inference",
+# most common first, as PHRASE_WEEK_COUNTS below counts them
+PHRASES = ["reinforcement learning", "self supervised learning", "continual learning",
+           "catastrophic forgetting", "receptive field", "event camera",
+           "energy efficient", "mechanistic interpretability", "credit assignment",
+           "working memory", "recurrent neural network", "scaling laws",
+           "spiking neural network", "active inference", "sparse coding",
+           "population dynamics", "grid cells", "visual cortex", "predictive coding",
+           "dendritic computation", "place cells", "free energy principle",
            "neuromorphic hardware", "representational similarity analysis",
-           "recurrent neural network", "synaptic plasticity", "continual learning",
-           "catastrophic forgetting", "receptive field", "visual cortex",
-           "self supervised learning", "mechanistic interpretability", "event camera",
-           "head direction cells", "sparse coding", "population dynamics",
-           "neural manifold", "calcium imaging", "scaling laws", "energy efficient",
-           "biologically plausible learning rule", "temporal difference learning"]
+           "synaptic plasticity", "head direction cells", "neural manifold",
+           "calcium imaging", "biologically plausible learning rule",
+           "temporal difference learning"]
 CATEGORIES = ["q-bio.NC", "cs.NE", "cs.LG", "cs.AI", "stat.ML", "cs.CV", "cs.CL", "cs.RO",
               "physics.bio-ph", "q-bio.QM", "eess.SP", "math.OC", "cond-mat.dis-nn"]
 FIRST = "Ada Bob Carla Dmitri Elena Farid Grace Hiro Ines Jun Kofi Lena Mateo Nadia Omar".split()
@@ -79,11 +83,24 @@ SYLLABLES = ("ka ro mi ten sul vor pha lin dex tri qua neo mor gen tal bis cor p
 START = datetime(2015, 1, 1, tzinfo=UTC)
 
 
+# How common the query terms are, matched to a real week of arXiv listings
+# (../shared/data/stream_dev.jsonl, 2,210 papers) by running this bench's query mix over
+# both with the store's FTS5 tokenizer. A single DOMAIN term matches 2.8% of that week's
+# papers at the median, 28% at p90 and 48% at most ("models"): the domain words sit at
+# these ranks of the Zipf vocabulary, which gives 2.9%, 30% and 47%.
+DOMAIN_RANKS = (20, 25_000)
+# How many of those 2,210 papers hold each of the PHRASES; one that none holds gets half a
+# paper (0.02%), as a NeuroAI store would hold a few. A paper holds at most one phrase.
+PHRASE_WEEK_COUNTS = np.array([130, 18, 16, 16, 9, 9, 9, 6, 4, 4, 4, 4, 2, 2, 2, 2, 1, 1]
+                              + [0.5] * 12)
+PHRASE_RATE = PHRASE_WEEK_COUNTS.sum() / 2210
+PHRASE_P = PHRASE_WEEK_COUNTS / PHRASE_WEEK_COUNTS.sum()
+
+
 def vocabulary(rng) -> tuple[np.ndarray, np.ndarray]:
     """~60k words ranked by frequency with Zipf-Mandelbrot probabilities: function words
     on top, then a long synthetic tail with the domain words spread through it in log
-    space (ranks 100 .. 30,000), so query terms range from common (~5% of papers) to rare
-    (~0.05%), as real search terms do."""
+    space (DOMAIN_RANKS)."""
     function = ("the of and in to a we is for that this with on by are from an as be our "
                 "which these can it using show results based between or not also than").split()
     draws = rng.choice(SYLLABLES, size=(120_000, 4))
@@ -91,10 +108,10 @@ def vocabulary(rng) -> tuple[np.ndarray, np.ndarray]:
     tail = sorted({"".join(row[:k]) for row, k in zip(draws.tolist(), sizes.tolist(),
                                                      strict=True)} - set(DOMAIN))
     tail = [str(w) for w in rng.permutation(tail)]
-    ranks = np.geomspace(100, 30_000, len(DOMAIN)).astype(int).tolist()
-    for rank, word in sorted(zip(ranks, rng.permutation(DOMAIN).tolist(), strict=True)):
-        tail.insert(rank, str(word))
     words = function + tail
+    ranks = np.geomspace(*DOMAIN_RANKS, len(DOMAIN)).astype(int).tolist()
+    for rank, word in sorted(zip(ranks, rng.permutation(DOMAIN).tolist(), strict=True)):
+        words.insert(rank, str(word))
     weights = 1.0 / (np.arange(1, len(words) + 1) + 2.7) ** 1.05
     return np.array(words, dtype=object), weights / weights.sum()
 
@@ -103,9 +120,10 @@ def papers(rng, words, probs, start: int, count: int) -> list[dict]:
     """`count` papers; random draws are made per batch (numpy), not per field."""
     lengths = rng.integers(80, 200, size=count).tolist()
     tokens = words[rng.choice(len(words), size=sum(lengths) + count * 10, p=probs)].tolist()
-    n_phrases = rng.integers(0, 3, size=count).tolist()
-    phrases = rng.choice(PHRASES, size=sum(n_phrases) + count).tolist()
-    spots = rng.random(size=sum(n_phrases) + count).tolist()
+    phrases = [PHRASES[k] if has else None for k, has in zip(
+        rng.choice(len(PHRASES), size=count, p=PHRASE_P).tolist(),
+        (rng.random(size=count) < PHRASE_RATE).tolist(), strict=True)]
+    spots = rng.random(size=count).tolist()
     n_authors = rng.integers(1, 7, size=count).tolist()
     names = [f"{f} {last}" for f, last in zip(rng.choice(FIRST, size=sum(n_authors)).tolist(),
                                             rng.choice(LAST, size=sum(n_authors)).tolist(),
@@ -115,17 +133,15 @@ def papers(rng, words, probs, start: int, count: int) -> list[dict]:
     minutes = rng.integers(0, 6_000_000, size=count).tolist()
     scores = rng.random(size=count).tolist()
     unscored = (rng.random(size=count) < 0.3).tolist()
-    rows, pos, ph, au, now = [], 0, 0, 0, datetime(2026, 11, 28, tzinfo=UTC)
+    rows, pos, au, now = [], 0, 0, datetime(2026, 11, 28, tzinfo=UTC)
     for i in range(count):
         title = tokens[pos:pos + 10]
         abstract = tokens[pos + 10:pos + 10 + lengths[i]]
         pos += 10 + lengths[i]
-        for _ in range(n_phrases[i]):
-            abstract.insert(int(spots[ph] * len(abstract)), phrases[ph])
-            ph += 1
-        if spots[ph] < 0.3:
-            title.insert(int(spots[ph] * 20), phrases[ph])
-        ph += 1
+        if phrases[i]:  # in the abstract, and in the title too for a third of them
+            abstract.insert(int(spots[i] * len(abstract)), phrases[i])
+            if spots[i] < 0.33:
+                title.insert(int(spots[i] * 30), phrases[i])
         categories = list(dict.fromkeys(cats[i][:n_cats[i]]))
         published = START + timedelta(minutes=minutes[i])
         rows.append({
@@ -327,6 +343,46 @@ def cli_startup(workdir: Path) -> None:
         print(f"    {label:<38} {ms[2]:6.0f} ms")
 
 
+def calibrate(week: Path, n: int = 20_000) -> None:
+    """The share of papers each kind of query in the mix matches: in the real week and in
+    n generated papers, both indexed with the store's FTS5 tokenizer."""
+    import json
+    import sqlite3
+
+    from tracker.store import search_query
+
+    if not week.is_file():
+        raise SystemExit(f"--calibrate needs the real week of listings: {week} not found")
+
+    def indexed(rows):
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE VIRTUAL TABLE f USING fts5(title, abstract, authors, "
+                     "tokenize='porter unicode61 remove_diacritics 0')")
+        conn.executemany("INSERT INTO f VALUES (?, ?, ?)", rows)
+        return conn, len(rows)
+
+    real = [json.loads(line) for line in week.read_text().splitlines() if line.strip()]
+    rng = np.random.default_rng(7)
+    words, probs = vocabulary(rng)
+    stores = {f"real week ({len(real):,})": indexed(
+                  [(r["title"], r["abstract"], " ".join(r.get("authors", []))) for r in real]),
+              f"generated ({n:,})": indexed(
+                  [(p["title"], p["abstract"], " ".join(p["authors"]))
+                   for p in papers(rng, words, probs, 0, n)])}
+    mix = query_mix(np.random.default_rng(11))
+    print("share of papers matched, p50 / p90 / max:")
+    for name in ("single term", "phrase", "prefix", "boolean"):
+        cells = []
+        for conn, size in stores.values():
+            shares = sorted(conn.execute("SELECT count(*) FROM f WHERE f MATCH ?",
+                                         (search_query.to_fts5(search_query.parse(q)),))
+                            .fetchone()[0] / size * 100 for q, _ in mix[name])
+            cells.append(f"{shares[len(shares) // 2]:5.2f}% {shares[int(len(shares) * .9)]:5.1f}%"
+                         f" {shares[-1]:5.1f}%")
+        print(f"  {name:<12} " + "   ".join(f"{label}: {c}" for label, c in
+                                           zip(stores, cells, strict=True)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="papers to generate")
@@ -341,7 +397,15 @@ def main() -> None:
                         help="keep the PostgreSQL schema bench_search for later --reuse runs")
     parser.add_argument("--startup-only", action="store_true",
                         help="only the CLI start-up figures (small store; no large build)")
+    parser.add_argument("--calibrate", nargs="?", const=REPO.parent / "shared" / "data" /
+                        "stream_dev.jsonl", type=Path, metavar="JSONL",
+                        help="only compare how many papers the query mix matches in a real "
+                             "week of listings (default ../shared/data/stream_dev.jsonl) and "
+                             "in generated papers")
     args = parser.parse_args()
+    if args.calibrate:
+        calibrate(args.calibrate)
+        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tracker-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
