@@ -314,7 +314,10 @@ def run_backend(label: str, url: str, n: int, batch: int, path: Path | None, *,
 
 
 def cli_startup(workdir: Path) -> None:
-    small = f"sqlite:///{workdir / 'small.db'}"
+    path = workdir / "small.db"
+    for stale in path.parent.glob(path.name + "*"):  # from an earlier run (-wal, -shm too)
+        stale.unlink()
+    small = f"sqlite:///{path}"
     engine = db.make_engine(small)
     build(engine, 500, 500)
     with engine.connect() as conn:
