@@ -7,7 +7,8 @@
         smtp.envelopes[0].rcpt_tos         # the SMTP envelope as sent
 
 `smtp.refuse(code_and_text, times)` makes the next `times` messages fail with that reply
-(e.g. "451 4.3.0 try again later", or "554 5.0.0 rejected").
+(e.g. "451 4.3.0 try again later", or "554 5.0.0 rejected");
+`smtp.refuse_recipient(address, code_and_text)` refuses that address at RCPT TO.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ def _free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = True) -> None:
+        self.smtputf8 = smtputf8  # whether it offers SMTPUTF8 (non-ASCII addresses)
         self.envelopes: list[Envelope] = []
         self._refusals: list[str] = []
+        self._refused_recipients: dict[str, str] = {}
         self._lock = threading.Lock()
         self.port = _free_port()
         self._controller = None
@@ -48,6 +51,17 @@ class SmtpServer:
     def refuse(self, reply: str, times: int = 1) -> None:
         with self._lock:
             self._refusals += [reply] * times
+
+    def refuse_recipient(self, address: str, reply: str) -> None:
+        with self._lock:
+            self._refused_recipients[address] = reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        with self._lock:
+            if address in self._refused_recipients:
+                return self._refused_recipients[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     def config(self) -> dict:
         """The [smtp] section that points the tracker at this server."""
@@ -65,7 +79,8 @@ class SmtpServer:
     def __enter__(self) -> SmtpServer:
         from aiosmtpd.controller import Controller
 
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                      enable_SMTPUTF8=self.smtputf8)
         self._controller.start()
         return self
 

@@ -111,6 +111,9 @@ def test_send_with_smtp_down_is_one_error_line_and_exit_1(tmp_path, db_url):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot connect to SMTP server 127.0.0.1:")
     assert len(result.stderr.strip().splitlines()) == 1
+    listed = CliRunner().invoke(cli, ["--config", str(config), "digest", "list"])
+    [row] = listed.output.splitlines()[1:]
+    assert "failed" in row and "Connection refused" in row  # the reason, not cut off
 
 
 def test_two_processes_racing_send_one_email(setup, smtp, tmp_path):

@@ -250,6 +250,35 @@ def test_force_ends_the_period_now_and_the_schedule_carries_on(week_app, smtp):
     assert ledger(week_app)[-1].period_end == tuesday
 
 
+def test_a_first_digest_that_failed_goes_out_whole_with_the_next_period(make_config):
+    server = SmtpServer()  # nothing listening: the very first digest fails
+    app = App(digest_config(make_config, server))
+    seed_week(app)
+    with pytest.raises(SendError):
+        send_digest(app, now=NOW)
+    with transaction(app.sessions) as session:
+        add_paper(session, "2611.20001", NOW + timedelta(days=2), 0.8)
+
+    with server:  # fixed only after the next digest time
+        assert send_digest(app, now=NOW + timedelta(days=7)).status == "sent"
+    failed, sent = ledger(app)
+    assert failed.status == "failed" and sent.status == "sent"
+    assert (sent.period_start, sent.period_end) == (PERIOD_END - timedelta(days=7),
+                                                     PERIOD_END + timedelta(days=7))
+    assert set(ledger_items(app, sent.id)) >= EXPECTED_PAPERS | EXPECTED_POSTS | {"2611.20001"}
+
+
+def test_force_on_a_store_that_never_sent_starts_where_preview_does(week_app, smtp):
+    from tracker.pipeline.digest import preview
+
+    later = NOW + timedelta(days=2)
+    shown = preview(week_app, now=later)
+    assert send_digest(week_app, now=later, force=True).status == "sent"
+    [row] = ledger(week_app)
+    assert row.period_start == shown.digest.start == PERIOD_END - timedelta(days=7)
+    assert set(ledger_items(week_app, row.id)) >= EXPECTED_PAPERS
+
+
 def test_concurrent_senders_send_one_email(make_config, smtp):
     config = digest_config(make_config, smtp)
     seed_week(App(config))
@@ -323,6 +352,28 @@ def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
     assert row["status"] == "sent" and row["message_id"] is None and row["items"] == 0
 
 
+def test_old_posts_of_a_new_feed_are_left_out_and_posts_show_their_date(make_config, smtp):
+    app = App(digest_config(make_config, smtp))
+    watched_since(app, WATCHING)
+    with transaction(app.sessions) as session:  # a feed added this week, with its archive
+        for pid, published in ((901, datetime(2015, 6, 1, tzinfo=UTC)),
+                               (902, PERIOD_END - timedelta(days=3)), (903, None)):
+            session.add(PostRow(
+                id=pid, feed="xcorr", guid=f"g{pid}", link=f"https://xcorr.example/{pid}",
+                title=f"Post {pid}", author="", summary_text="The brain.", content_html="",
+                published=published, first_seen_at=PERIOD_END - timedelta(days=1), score=0.9,
+                score_model="test"))
+
+    assert send_digest(app, now=NOW).status == "sent"
+    message = smtp.messages[0]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "xcorr.example/901" not in part
+        assert "xcorr.example/902" in part and "xcorr.example/903" in part
+        assert "20 Nov 2026" in part
+
+
 def test_a_new_store_sends_no_digest_for_the_week_before_it_began(make_config, smtp):
     """A fresh install's first run comes after the last digest time: that week's digest
     would say "nothing relevant" about a week nobody watched. The first digest goes out at
@@ -380,6 +431,24 @@ def test_smtp_refusal_is_a_clear_error_nothing_recorded_and_next_run_sends(week_
     assert retry.status == "sent" and len(smtp.envelopes) == 1
     [row] = ledger(week_app)
     assert row.status == "sent" and len(ledger_items(week_app, row.id)) == 11
+
+
+def test_a_refused_recipient_is_named_with_the_server_reply(week_app, smtp):
+    from tracker.pipeline.status import collect, render_table
+    from tracker.scheduler import next_fire_times
+
+    smtp.refuse_recipient("ben@example.org", "451 4.7.1 Greylisted, try again later")
+    outcome = send_digest(week_app, now=NOW)
+
+    assert outcome.status == "sent"
+    [envelope] = smtp.envelopes
+    assert envelope.rcpt_tos == ["ada@example.org"]
+    refusal = "ben@example.org (451 4.7.1 Greylisted, try again later)"
+    assert "to 1 recipient(s)" in outcome.message and refusal in outcome.message
+    [row] = list_digests(week_app)
+    assert refusal in row["error"]
+    report = collect(week_app, next_fire_times(week_app.config, NOW), now=NOW)
+    assert refusal in render_table(report)
 
 
 def test_smtp_down_is_a_clear_error_and_the_next_run_sends(make_config):
@@ -447,6 +516,32 @@ def test_a_username_for_a_server_without_login_says_so(make_config, monkeypatch)
         with pytest.raises(SendError, match="offers no login, but .smtp. username is set"):
             send_digest(app, now=NOW)
         assert server.envelopes == [] and [row.status for row in ledger(app)] == ["failed"]
+
+
+def test_a_non_ascii_password_is_a_clear_error_that_shows_none_of_it(
+        make_config, monkeypatch, caplog):
+    with AuthSmtpServer() as server:
+        config = make_config({"smtp": {**server.config(), "username": "digest"}, "feeds": [],
+                              "digest": {"recipients": ["ada@example.org"]}})
+        app = App(config)
+        watched_since(app, WATCHING)
+        monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "s3cret-Pässwort")
+        with pytest.raises(SendError) as error:
+            send_digest(app, now=NOW)
+        assert "non-ASCII" in str(error.value)
+        [row] = ledger(app)
+        for shown in (str(error.value), row.error, caplog.text):
+            assert "ä" not in shown and "xe4" not in shown and "position" not in shown
+
+
+def test_a_non_ascii_recipient_on_a_server_without_smtputf8_says_so(make_config):
+    with SmtpServer(smtputf8=False) as server:
+        app = App(make_config({"smtp": server.config(), "feeds": [],
+                               "digest": {"recipients": ["jürgen@example.org"]}}))
+        watched_since(app, WATCHING)
+        with pytest.raises(SendError) as error:
+            send_digest(app, now=NOW)
+    assert "SMTPUTF8" in str(error.value) and "login" not in str(error.value)
 
 
 # -- TLS -----------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 FIRST_PERIOD = timedelta(days=7)
+# A post the blog dates this long before the period is its archive, not news: a newly added
+# feed brings its whole back catalogue at once.
+OLD_POST = timedelta(days=7)
 POSTS_SECTION = "From the blogs"
 
 
@@ -30,6 +33,7 @@ class Item:
     source: str = "arXiv"  # feed name for posts
     updated_version: int | None = None  # set when this is a new version of an older paper
     refs: tuple[str, ...] = ()  # arXiv ids a post links to
+    published: datetime | None = None  # posts: the date the blog gives, if any
 
 
 @dataclass(frozen=True)

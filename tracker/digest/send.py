@@ -69,16 +69,8 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
                         ) from None
     try:
         if smtp.username:
-            client.login(smtp.username, password or "")
+            _login(client, where, smtp.username, password or "")
         refused = client.send_message(message, to_addrs=recipients)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise SendError(f"SMTP server {where} refused the login for {smtp.username!r}: "
-                        f"{_reason(exc)}",
-                        hint="check [smtp] username and $TRACKER_SMTP_PASSWORD") from None
-    except smtplib.SMTPNotSupportedError:  # login() on a server that offers no AUTH
-        raise SendError(f"SMTP server {where} offers no login, but [smtp] username is set",
-                        hint="leave [smtp] username empty for this server, or use the "
-                        "security it offers a login with (starttls or ssl)") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise SendError(f"SMTP server {where} did not accept the digest: {_reason(exc)}",
                         hint="nothing was recorded as sent; the next run retries") from None
@@ -86,8 +78,36 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
         _close(client)
     if refused:
         log.warning("SMTP server refused %d recipient(s): %s", len(refused),
-                    ", ".join(sorted(refused)))
+                    refused_text(refused))
     return Delivery(message["Message-ID"], dict(refused))
+
+
+def refused_text(refused: dict) -> str:
+    """'addr (451 reply), ...' from smtplib's {recipient: (code, reply)}."""
+    return ", ".join(f"{rcpt} ({code} {' '.join(_text(reply).split())})"
+                     for rcpt, (code, reply) in sorted(refused.items()))
+
+
+def _text(reply) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _login(client: smtplib.SMTP, where: str, username: str, password: str) -> None:
+    try:
+        client.login(username, password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendError(f"SMTP server {where} refused the login for {username!r}: "
+                        f"{_reason(exc)}",
+                        hint="check [smtp] username and $TRACKER_SMTP_PASSWORD") from None
+    except smtplib.SMTPNotSupportedError:  # a server that offers no AUTH
+        raise SendError(f"SMTP server {where} offers no login, but [smtp] username is set",
+                        hint="leave [smtp] username empty for this server, or use the "
+                        "security it offers a login with (starttls or ssl)") from None
+    except UnicodeEncodeError:  # smtplib sends credentials as ASCII; the error would quote
+        # a character of the password, so it is not shown
+        raise SendError("[smtp] username or $TRACKER_SMTP_PASSWORD holds a non-ASCII "
+                        "character, which SMTP login cannot send",
+                        hint="use an ASCII-only password for the mail account") from None
 
 
 def _close(client: smtplib.SMTP) -> None:
@@ -100,11 +120,7 @@ def _close(client: smtplib.SMTP) -> None:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(
-            exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"{exc.smtp_code} {' '.join(reply.split())}"
+        return f"{exc.smtp_code} {' '.join(_text(exc.smtp_error).split())}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "every recipient was refused: " + "; ".join(
-            f"{rcpt}: {code} {msg.decode('utf-8', 'replace') if isinstance(msg, bytes) else msg}"
-            for rcpt, (code, msg) in exc.recipients.items())
+        return "every recipient was refused: " + refused_text(exc.recipients)
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,7 +1,8 @@
 """Digest use cases: preview, send (exactly once per period), list.
 
     send_digest(app, *, now, dry_run=False, force=False) -> DigestOutcome
-        Period = (end of the last sent digest, or 7 days before its end) .. the latest digest
+        Period = (end of the last sent digest, else the start of a first digest that failed,
+        else 7 days before the due time) .. the latest digest
         cron fire time <= now (tracker.config.previous_fire_time); with force, .. now.
         A store's first digest is not sent for a period that ended before the store's first
         fetch run or item (`not_started`); it goes out at the next digest time.
@@ -92,7 +93,8 @@ def _post_item(row, why, refs) -> build.Item:
         kind="post", id=f"post:{row.id}", title=" ".join(row.title.split()) or "(untitled)",
         url=row.link, score=row.score, seen_at=row.first_seen_at,
         authors=(row.author,) if row.author else (), why=tuple(why),
-        abstract=row.summary_text or "", source=row.feed, refs=tuple(refs))
+        abstract=row.summary_text or "", source=row.feed, refs=tuple(refs),
+        published=row.published)
 
 
 def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
@@ -103,7 +105,8 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
     config = app.config
     paper_rows = ledger.candidate_papers(session, start, end, config.digest.min_score,
                                          config.digest.include_updates)
-    post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score)
+    post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score,
+                                       start - build.OLD_POST)
     why = ledger.latest_why(session, paper_ids=[r.id for r in paper_rows])
     post_why = ledger.latest_why(session, post_ids=[r.id for r in post_rows])
     refs = ledger.arxiv_refs(session, [r.id for r in post_rows])
@@ -126,15 +129,22 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
                                     unsubscribe=config.digest.unsubscribe))
 
 
+def _resume_from(session) -> datetime | None:
+    """The end of the last digest sent; before any was sent, the start of a first digest
+    that failed, whose items are still unsent."""
+    return runs.last_sent_period_end(session) or runs.first_unsent_period_start(session)
+
+
 def _digested_until(app, session, now: datetime) -> datetime | None:
-    """Where the next digest begins: the end of the last one sent; for a new store, the
-    end of the period it skipped (not_started, see send_digest), so that preview, send
-    --force and the first scheduled digest all cover the same span."""
-    last_end = runs.last_sent_period_end(session)
+    """Where the next digest begins (_resume_from); for a store that never tried to send,
+    the start of the due period, or for a new store the end of the period it skipped
+    (not_started, see send_digest), so that preview, send --force and the first scheduled
+    digest all cover the same span."""
+    last_end = _resume_from(session)
     if last_end is None:
         fire = _due_end(app, now, force=False)
-        if fire and _before_tracking(session, fire):
-            return fire
+        if fire:
+            return fire if _before_tracking(session, fire) else fire - build.FIRST_PERIOD
     return last_end
 
 
@@ -159,8 +169,7 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
     if not config.recipients and not dry_run:
         return DigestOutcome("no_recipients", "no digest sent: [digest] recipients is empty")
     with app.sessions() as session:
-        last_end = _digested_until(app, session, now) if force \
-            else runs.last_sent_period_end(session)
+        last_end = _digested_until(app, session, now) if force else _resume_from(session)
         first_too_early = last_end is None and not force and _before_tracking(session, end)
     if first_too_early:
         from tracker.scheduler import next_fire_times
@@ -208,11 +217,12 @@ def _claim_and_send(app, now: datetime, start: datetime, end: datetime) -> Diges
             ledger.mark_failed(session, claim.digest_id, claim.claimed_at,
                                str(exc) or type(exc).__name__)
         raise
-    _record(app, claim, now, delivery.message_id, digest, _refused_note(delivery.refused))
+    note = _refused_note(delivery.refused)
+    _record(app, claim, now, delivery.message_id, digest, note)
     count = len(digest.items)
     return DigestOutcome("sent", f"sent {prepared.subject!r} with {count} item(s) to "
                          f"{len(config.digest.recipients) - len(delivery.refused)} "
-                         "recipient(s)", count)
+                         "recipient(s)" + (f"; {note}" if note else ""), count)
 
 
 def _deliver(app, prepared: Prepared, now: datetime):
@@ -228,9 +238,11 @@ def _deliver(app, prepared: Prepared, now: datetime):
 
 
 def _refused_note(refused: dict) -> str | None:
-    if not refused:
-        return None
-    return "refused recipients: " + ", ".join(sorted(refused))
+    """What the ledger and the outcome say of recipients the server refused (a refusal is
+    not retried: the period is sent for everyone else)."""
+    from tracker.digest.send import refused_text
+
+    return "the server refused " + refused_text(refused) if refused else None
 
 
 def _record(app, claim: ledger.Claim, now: datetime, message_id: str | None,

@@ -108,5 +108,6 @@ def render_table(report: dict) -> str:
     digest = report["last_digest"]
     lines += ["", "last digest  " + ("none yet" if digest is None else
               f"{digest['status']}, period {_when(digest['period_start'])} .. "
-              f"{_when(digest['period_end'])} UTC, {digest['recipients']} recipient(s)")]
+              f"{_when(digest['period_end'])} UTC, {digest['recipients']} recipient(s)"
+              + (f"; {digest['error']}" if digest["error"] else ""))]
     return "\n".join(lines)

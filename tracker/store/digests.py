@@ -45,11 +45,14 @@ def candidate_papers(session: Session, start: datetime, end: datetime, min_score
     return list(session.scalars(select(PaperRow).where(wanted, PaperRow.score >= min_score)))
 
 
-def candidate_posts(session: Session, start: datetime, end: datetime,
-                    min_score: float) -> list[PostRow]:
+def candidate_posts(session: Session, start: datetime, end: datetime, min_score: float,
+                    published_after: datetime) -> list[PostRow]:
+    """Posts first seen in [start, end) scoring >= min_score, undated or dated from
+    `published_after` on."""
     return list(session.scalars(select(PostRow).where(
         PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
-        PostRow.score >= min_score)))
+        PostRow.score >= min_score,
+        or_(PostRow.published.is_(None), PostRow.published >= published_after))))
 
 
 def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:

@@ -135,6 +135,12 @@ def last_sent_period_end(session: Session) -> datetime | None:
         select(func.max(DigestRow.period_end)).where(DigestRow.status == "sent"))
 
 
+def first_unsent_period_start(session: Session) -> datetime | None:
+    """The start of the earliest period claimed but never sent (failed, or still sending)."""
+    return session.scalar(
+        select(func.min(DigestRow.period_start)).where(DigestRow.status != "sent"))
+
+
 def tracking_started(session: Session) -> datetime | None:
     """When this store began watching: its first job run or first stored item."""
     firsts = [session.scalar(select(func.min(column))) for column in
