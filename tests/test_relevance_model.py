@@ -218,12 +218,27 @@ def test_eval_metrics_match_hand_computed_case():
     ('{"id": "2306.07400", "title": "t", "abstract": "a", "label": 2}\n'
      '{"id": "arXiv:2306.07400v1", "title": "t", "abstract": "a", "label": 0}',
      r"bad\.jsonl:2: 2306\.07400 is labelled 0 here and 2 on line 1"),
+    # records without an id would all count as one example
+    ('{"id": " ", "title": "t", "abstract": "a", "label": 2}',
+     r"bad\.jsonl:1: field 'id' is empty"),
 ])
 def test_bad_label_files(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     with pytest.raises(InputError, match=message):
         read_labels(path)
+
+
+def test_an_id_labelled_differently_in_two_files_names_both(tmp_path):
+    line = '{{"id": "{}", "title": "t", "abstract": "a", "label": {}}}\n'
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(line.format("2306.07400", 2))
+    second.write_text(line.format("2306.07401", 1) + line.format("2306.07400", 0))
+    with pytest.raises(InputError, match=r"b\.jsonl:2: 2306\.07400 is labelled 0 here and 2 "
+                                         r"on .*a\.jsonl:1"):
+        read_labels(first, second)
+    second.write_text(line.format("2306.07400", 2))  # the same label twice: one example
+    assert len(read_labels(first, second)) == 1
 
 
 def test_label_file_ids_are_read_as_stored_and_repeats_count_once(tmp_path):

@@ -148,8 +148,11 @@ def test_a_users_label_overrides_a_file_line_whatever_form_its_id_takes(filled, 
     labels.write_text(SMALL.read_text() + '{"id": "arXiv:2401.00002v1", "title": "t", '
                       '"abstract": "a", "label": 2}\n')
     report = relevance.train(app, [str(labels)])
-    # the file's 20 + this one, which the user's label replaces: 21 examples, 8 relevant
-    assert report.sources["files"] == 21 and report.n_train == 21 and report.n_positive == 8
+    # the file's 20 + this one, which the user's label replaces: 21 examples, 8 relevant,
+    # each counted once, under the source it was taken from
+    assert report.n_train == 21 and report.n_positive == 8
+    assert report.sources["files"] == 20 and report.sources["user_labels"] == 1
+    assert sum(report.sources.values()) == report.n_train
 
 
 def test_train_with_only_positives_uses_background_negatives(filled, cfg):
@@ -160,6 +163,20 @@ def test_train_with_only_positives_uses_background_negatives(filled, cfg):
     with pytest.raises(InputError, match="cannot train"):
         relevance.label(app, "2401.00001", "clear")
         relevance.train(app, [])
+
+
+def test_core_and_adjacent_labels_without_a_negative_get_background_negatives(filled, cfg,
+                                                                            tmp_path):
+    app, _ = filled
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(line for line in SMALL.read_text().splitlines(keepends=True)
+                              if '"label": 0' not in line))
+    report = relevance.train(app, [str(labels)])
+    # the three stored papers: without them stage A would see one class and pass everything
+    assert report.sources["background"] == 3
+    relevance.rescore(app)
+    papers, _, _, _ = scores_of(app)
+    assert papers["2401.00001"] > papers["2401.00002"]
 
 
 def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, cfg, db_url,
@@ -248,6 +265,42 @@ def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
     weeks = json.loads(invoke(config_file, "tune", "--weeks", "2", "--format", "json").stdout)
     assert len(weeks) == 2 and "T" in weeks[0]["start"]  # ISO 8601, as all JSON output
     assert datetime.fromisoformat(weeks[0]["start"]).tzinfo is not None
+
+
+def test_keyword_changes_after_training_are_flagged_by_explain_and_a_warning(
+        filled, db_url, tmp_path):
+    app, _ = filled
+    config_file = _config_file(tmp_path, db_url)
+    assert invoke(config_file, "train", "--labels", str(SMALL)).exit_code == 0
+    assert invoke(config_file, "rescore").exit_code == 0
+    result = invoke(config_file, "explain", "2401.00001")
+    assert "stored score" not in result.output and "trained with other" not in result.output
+
+    config_file.write_text(config_file.read_text()
+                           + '[relevance.keywords]\n"spiking neural network" = 5.0\n')
+    result = invoke(config_file, "explain", "2401.00001")
+    stored = scores_of(app)[0]["2401.00001"]
+    assert f"stored score {stored:.3f} (tfidf-" in result.output
+    assert "`tracker rescore` updates it" in result.output
+    assert "trained with other [relevance.keywords]" in result.stderr
+    why = json.loads(invoke(config_file, "explain", "2401.00001", "--format", "json").stdout)
+    assert why["stored_score"] == pytest.approx(stored) and why["score"] != why["stored_score"]
+
+
+def test_rescore_without_the_model_file_keeps_a_trained_models_scores(filled, db_url,
+                                                                     tmp_path):
+    app, _ = filled
+    config_file = _config_file(tmp_path, db_url)
+    assert invoke(config_file, "train", "--labels", str(SMALL)).exit_code == 0
+    assert invoke(config_file, "rescore").exit_code == 0
+    before = scores_of(app)
+    (tmp_path / "model.joblib").unlink()  # a typo in model_path would look the same
+
+    result = invoke(config_file, "rescore")
+    assert result.exit_code == 1 and "would replace them with cold-start scores" in result.output
+    assert "--cold-start" in result.output and scores_of(app) == before
+    result = invoke(config_file, "rescore", "--cold-start")
+    assert result.exit_code == 0 and scores_of(app)[2] == {"cold-start"}
 
 
 def test_cli_bad_input_is_one_line(filled, db_url, tmp_path):

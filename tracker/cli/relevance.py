@@ -71,10 +71,17 @@ def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> Non
 
     item, why = relevance.explain(get_app(ctx), item_id, top)
     if fmt == "json":
-        echo_json({"id": item.key, "title": item.title, **asdict(why)})
+        echo_json({"id": item.key, "title": item.title, **asdict(why),
+                   "stored_score": item.score, "stored_model": item.score_model})
         return
     click.echo(f"{item.key}  {item.title}")
     click.echo(f"score {why.score:.3f}  (log-odds {why.log_odds:+.2f}, model {why.model_version})")
+    if item.score is None or round(item.score, 3) != round(why.score, 3) \
+            or item.score_model != why.model_version:
+        # search, show and the digest use the stored score until the next rescore
+        stored = "none" if item.score is None else f"{item.score:.3f} ({item.score_model})"
+        click.echo(f"  stored score {stored}: the model or keywords changed since; "
+                   "`tracker rescore` updates it")
     click.echo(f"  base {why.base:+.2f}  categories {why.categories:+.2f}  "
                f"other terms {why.other_terms:+.2f}")
     for title, rows in (("up", why.terms_up), ("down", why.terms_down),
@@ -108,8 +115,11 @@ def eval_command(ctx: click.Context, label_file: str, fmt: str) -> None:
 
 
 @click.command("rescore")
+@click.option("--cold-start", is_flag=True,
+              help="Without a model file, replace a trained model's scores with cold-start "
+                   "ones (refused otherwise).")
 @click.pass_context
-def rescore_command(ctx: click.Context) -> None:
+def rescore_command(ctx: click.Context, cold_start: bool) -> None:
     """Re-score every stored item with the current model and keywords.
 
     \b
@@ -122,7 +132,7 @@ def rescore_command(ctx: click.Context) -> None:
     total = relevance.count_items(app)
     with click.progressbar(length=total, label="rescoring", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
-        done, changed = relevance.rescore(app, progress=bar.update)
+        done, changed = relevance.rescore(app, progress=bar.update, cold_start=cold_start)
     click.echo(f"rescored {done} items ({changed} changed) with "
                f"{relevance.scorer(app).version}")
 

@@ -8,8 +8,8 @@
 Training data: label files (2 = core NeuroAI, 1 = adjacent, 0 = not; label 1 is "related"
 for stage A and "not core" for stage B, see tracker/scoring/model.py), the user's labels in
 the store (relevant = 2, irrelevant = 0; they win over a file's label for the same id) and
-the stored seed papers (positives unless the user labelled them irrelevant). When there are
-no negatives at all, recently stored unlabelled papers serve as background negatives.
+the stored seed papers (positives unless the user labelled them irrelevant). When no
+example is labelled 0, recently stored unlabelled papers serve as background negatives.
 """
 
 from __future__ import annotations
@@ -58,7 +58,13 @@ def scorer(app, *, lenient: bool = False):
                 raise
             model, problem = None, exc
             log.warning("%s; scoring with cold start until it is fixed", exc)
-        cached = (stamp, Scorer(model, app.config.relevance.keywords), problem)
+        keywords = dict(app.config.relevance.keywords)
+        trained_with = model.meta.get("keywords") if model is not None else None
+        if trained_with is not None and trained_with != keywords:
+            # stage A was fitted with the keywords as a fixed part of the score
+            log.warning("model %s was trained with other [relevance.keywords]: run `tracker "
+                        "train` again to fit the model to the current ones", model.version)
+        cached = (stamp, Scorer(model, keywords), problem)
         app.__dict__["_relevance_scorer"] = cached
     elif cached[2] is not None and not lenient:
         raise cached[2]
@@ -78,10 +84,22 @@ def score_new(app, session, items: list) -> int:
     return _score_items(app, session, items, utcnow(), lenient=True)[0] if items else 0
 
 
-def rescore(app, *, now: datetime | None = None, progress=None) -> tuple[int, int]:
+def rescore(app, *, now: datetime | None = None, progress=None,
+            cold_start: bool = False) -> tuple[int, int]:
     """Re-score every stored item, one transaction per batch. `progress(n)` is called after
-    each batch. Returns (items scored, items whose score changed)."""
+    each batch. Returns (items scored, items whose score changed). Without a model file,
+    refuses to replace scores of a trained model unless `cold_start`."""
     now = now or utcnow()
+    path = Path(app.config.relevance.model_path)
+    if not cold_start and not path.is_file():
+        with app.sessions() as session:
+            trained = store.trained_score_models(session)
+        if trained:
+            raise TrackerError(
+                f"no model file at {path.absolute()}, but stored scores come from model "
+                f"{trained[0]}: rescoring would replace them with cold-start scores",
+                hint="fix [relevance] model_path (a relative path is read from the working "
+                     "directory), run `tracker train`, or pass --cold-start")
     total = changed = 0
     for fetch in (store.paper_batch, store.post_batch):
         after = None
@@ -114,30 +132,30 @@ class TrainReport:
 
 
 def _training_set(app, label_files) -> tuple[list, list, dict]:
+    """(docs, labels, how many examples each source gave: files, seeds, user_labels,
+    background)."""
     from tracker.scoring.labels import read_labels
 
-    examples: dict[str, tuple] = {}  # id -> (doc, label); later sources win
-    counts = {"files": 0, "seeds": 0, "user_labels": 0, "background": 0}
-    for path in label_files:
-        for record in read_labels(path):
-            examples[record.id] = (record.doc, record.label)
-    counts["files"] = len(examples)
+    examples: dict[str, tuple] = {}  # id -> (doc, label, source); later sources win
+    for record in read_labels(*label_files) if label_files else []:
+        examples[record.id] = (record.doc, record.label, "files")
     with app.sessions() as session:
         seeds = list(dict.fromkeys(item_key(s) for s in app.config.relevance.seed_papers
                                    if s.strip()))
         for item in store.items_by_ids(session, seeds, []):
-            examples[item.key] = (_doc(item), 2)
-            counts["seeds"] += 1
+            examples[item.key] = (_doc(item), 2, "seeds")
         for item, label in store.labelled_items(session):
-            examples[item.key] = (_doc(item), USER_LABELS[label])
-            counts["user_labels"] += 1
-        if examples and all(label == 2 for _, label in examples.values()):
+            examples[item.key] = (_doc(item), USER_LABELS[label], "user_labels")
+        # Stage A learns "NeuroAI or related" against label 0: without any (only relevant
+        # and adjacent examples) it would pass everything
+        if examples and all(label != 0 for _, label, _ in examples.values()):
             for item in store.unlabelled_sample(session, BACKGROUND_NEGATIVES):
-                examples.setdefault(item.key, (_doc(item), 0))
-                counts["background"] += 1
-    docs = [doc for doc, _ in examples.values()]
-    labels = [label for _, label in examples.values()]
-    return docs, labels, counts
+                examples.setdefault(item.key, (_doc(item), 0, "background"))
+    counts = dict.fromkeys(("files", "seeds", "user_labels", "background"), 0)
+    for _, _, source in examples.values():
+        counts[source] += 1
+    return ([doc for doc, _, _ in examples.values()],
+            [label for _, label, _ in examples.values()], counts)
 
 
 def train(app, label_files: list[str]) -> TrainReport:
@@ -154,8 +172,8 @@ def train(app, label_files: list[str]) -> TrainReport:
     if positives < needed:
         raise TrackerError(
             f"only {positives} relevant examples; training needs at least {needed}: a model "
-            "trained on fewer ranks worse than the keywords alone, so items keep their "
-            "cold-start scores",
+            "trained on fewer ranks worse than the keywords alone; items keep their "
+            f"current scores ({scorer(app, lenient=True).version})",
             hint="label more papers relevant (`tracker label ID relevant`), add a --labels "
                  "file, or lower [relevance] min_relevant")
     try:
@@ -163,6 +181,7 @@ def train(app, label_files: list[str]) -> TrainReport:
                                       config_hash=app.config.relevance_hash())
     except ValueError as exc:  # e.g. sklearn: empty vocabulary (texts without words)
         raise InputError(f"cannot train on these examples: {exc}") from None
+    trained.meta["keywords"] = dict(app.config.relevance.keywords)  # see scorer()
     path = persist.save(trained, app.config.relevance.model_path)
     return TrainReport(str(path), trained.version, trained.n_train, trained.n_positive, counts)
 

@@ -44,29 +44,38 @@ def make_doc(title: str, body: str, categories=()) -> Doc:
                title or "")
 
 
-def read_labels(path: str | Path) -> list[LabelledDoc]:
-    path = Path(path)
+def read_labels(*paths: str | Path) -> list[LabelledDoc]:
+    """The records of one or more files, each id once. The same id with another label, in
+    the same file or another, is an error naming both places: which one is meant is not
+    for us to guess."""
+    records, first = [], {}  # id -> (path, line, label)
+    for path in map(Path, paths):
+        found = 0
+        for number, line in enumerate(_lines(path), 1):
+            if not line.strip():
+                continue
+            record = _parse(path, number, line)
+            found += 1
+            where = first.setdefault(record.id, (path, number, record.label))
+            if where[2] != record.label:
+                place = f"line {where[1]}" if where[0] == path else f"{where[0]}:{where[1]}"
+                raise InputError(f"{path}:{number}: {record.id} is labelled {record.label} "
+                                 f"here and {where[2]} on {place}")
+            if where[:2] == (path, number):
+                records.append(record)
+        if not found:
+            raise InputError(f"{path}: no labelled records",
+                             hint="one JSON object a line with id, title, abstract, label")
+    return records
+
+
+def _lines(path: Path) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError(f"label file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read label file {path}: {exc}") from None
-    records, first_line = [], {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        record = _parse(path, number, line)
-        earlier = first_line.setdefault(record.id, (number, record.label))
-        if earlier[1] != record.label:  # which one is meant? Not for us to guess
-            raise InputError(f"{path}:{number}: {record.id} is labelled {record.label} here "
-                             f"and {earlier[1]} on line {earlier[0]}")
-        if earlier[0] == number:
-            records.append(record)
-    if not records:
-        raise InputError(f"{path}: no labelled records",
-                         hint="one JSON object a line with id, title, abstract, label")
-    return records
 
 
 def _parse(path: Path, number: int, line: str) -> LabelledDoc:
@@ -91,6 +100,8 @@ def _parse(path: Path, number: int, line: str) -> LabelledDoc:
     for key in ("id", "title", "abstract"):
         if not isinstance(record[key], str):
             raise InputError(f"{where}: field {key!r} must be a string")
+    if not record["id"].strip():  # records without an id would all be one example
+        raise InputError(f"{where}: field 'id' is empty")
     # the key the paper is stored under, so that a user's label of it overrides this one
     return LabelledDoc(item_key(record["id"]),
                        make_doc(record["title"], record["abstract"], categories), int(label))

@@ -99,6 +99,17 @@ def recent_items(session: Session, since: datetime) -> list[StoredItem]:
     return [_paper(r) for r in papers] + [_post(r) for r in posts]
 
 
+def trained_score_models(session: Session) -> list[str]:
+    """The trained models (not cold start) that current item scores come from."""
+    from tracker.scoring.model import COLD_START_VERSION
+
+    found = set()
+    for table in (PaperRow, PostRow):
+        found.update(session.scalars(select(table.score_model).distinct().where(
+            table.score_model.is_not(None), table.score_model != COLD_START_VERSION)))
+    return sorted(found)
+
+
 def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[str]]], *,
                  model_version: str, config_hash: str, now: datetime) -> int:
     """Set the current score of each item and add a history row where the value or the
