@@ -161,6 +161,34 @@ def test_sorting_and_paging(store):
     assert sum(pages, []) == everything
 
 
+def test_paging_through_ties_shows_every_item_once(app):
+    """Date-only timestamps, equal scores and identical texts make ties common; every cut
+    must break them as the page does, or page k+1 skips and repeats rows of page k."""
+    order = [(i * 17) % 40 for i in range(40)]  # stored out of id order
+    with transaction(app.sessions) as s:
+        for i in order:
+            s.add(PaperRow(id=f"2602.{i:05d}", version=1, title="Cortex dynamics",
+                           abstract="Recordings from cortex.", authors=["Ada Ng"],
+                           categories=["q-bio.NC"], primary_category="q-bio.NC",
+                           published=day(2, 1 + i % 2), first_seen_at=day(3, 2),
+                           version_seen_at=day(3, 2), score=0.5 if i % 3 else None))
+        for n in range(10):
+            s.add(PostRow(feed="blog", guid=f"t{n}", link=f"https://blog.example/t{n}",
+                          title="Cortex dynamics", summary_text="Recordings from cortex.",
+                          content_html="", first_seen_at=day(2, 1), score=0.5))
+    for text, sort in ((None, "date"), (None, "score"), ("cortex", "relevance"),
+                       ("cortex", "date"), ("cortex", "score")):
+        everything = ids(app, text, sort=sort, limit=100)
+        assert len(everything) == 50
+        for size in (7, 10):
+            pages = [ids(app, text, sort=sort, limit=size, offset=n) for n in range(0, 50, size)]
+            assert sum(pages, []) == everything, (text, sort, size)
+        filtered = ids(app, text, sort=sort, limit=100, min_score=0.5)
+        pages = [ids(app, text, sort=sort, limit=6, offset=n, min_score=0.5)
+                 for n in range(0, len(filtered), 6)]
+        assert sum(pages, []) == filtered, (text, sort, "min_score")
+
+
 def test_item_shape(store):
     by_id = {item["id"]: item for item in search(store, None, Filters(), limit=100)}
     paper, post = by_id["2601.00001"], by_id["post:2"]

@@ -6,6 +6,11 @@ offset + limit rows; the two are merged with UNION ALL and cut again, so a page 
 small top-N queries however large the store is. The page's full rows are then loaded by
 primary key. User text only ever reaches the database as bound parameters.
 
+Every cut orders by the same keys as the merged page, down to a unique tie-breaker (the
+rowid on SQLite, which the full-text and facet tables share; the id on PostgreSQL): a cut
+that kept an arbitrary few of the rows tied at its edge would make page k+1 skip or repeat
+rows of page k.
+
 Core only (no ORM import, so the command starts fast): each function takes a Connection,
 or a Session, which runs the same statements.
 """
@@ -118,7 +123,8 @@ def search(conn, text: str | None, filters: Filters, *, sort: str = "relevance",
     arms = [_arm(side, node, author, filters, pg, sort, ranked, limit + offset) for side in sides]
     page = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
     stmt = select(page.c.kind, page.c.paper_id, page.c.post_id)
-    stmt = stmt.order_by(*_order(page.c, sort, ranked, pg)).limit(limit).offset(offset)
+    stmt = stmt.order_by(*_order(page.c, sort, ranked, pg), page.c.kind, page.c.tie,
+                         page.c.paper_id, page.c.post_id).limit(limit).offset(offset)
     keys = conn.execute(stmt).all()
     return load_items(conn, [(k.kind, k.paper_id or k.post_id) for k in keys])
 
@@ -128,8 +134,12 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     t = side.table
     paper_id = t.c.id if side.kind == "paper" else cast(null(), String)
     post_id = t.c.id if side.kind == "post" else cast(null(), Integer)
+    # the tie-breaker: see the module docstring (PostgreSQL's is paper_id or post_id)
+    rowid = literal_column(f"{t.name}.{side.rowid_col}")
+    tie = cast(null(), Integer) if pg else rowid
     cols = [literal(side.kind, String).label("kind"), paper_id.label("paper_id"),
-            post_id.label("post_id"), t.c.score.label("score"), side.date().label("date")]
+            post_id.label("post_id"), t.c.score.label("score"), side.date().label("date"),
+            tie.label("tie")]
     stmt = select(*cols).select_from(t)
     rank = cast(null(), Float)
     own, other = _filters(side, filters, pg, by_date=sort != "score")
@@ -150,10 +160,9 @@ def _arm(side: _Side, node, author, filters: Filters, pg: bool, sort: str, ranke
     if not ranked:  # sorted by score or date: no rank to compute
         rank = cast(null(), Float)
     stmt = stmt.add_columns(rank.label("rank")).where(*where)
-    # No tie-breakers inside an arm: they would stop SQLite from reading the date or
-    # score index in order; the merged page below is ordered with full tie-breakers.
-    keys = _order(stmt.selected_columns, sort, ranked, pg)[:-3]
-    stmt = stmt.order_by(*keys).limit(top)
+    # (SQLite reads the date or score index in order and sorts only rows tied on it)
+    keys = _order(stmt.selected_columns, sort, ranked, pg)
+    stmt = stmt.order_by(*keys, t.c.id if pg else rowid).limit(top)
     return select(stmt.subquery())  # sorted and cut inside; SQLite needs the wrapping
 
 
@@ -173,12 +182,12 @@ def _match_sqlite(stmt, side: _Side, node, author, cut: int | None, ranked: bool
     if facets:  # papers_facets has the FTS rowid; filters are tested before ranking
         hits = hits.join(PAPER_FACETS, f.rowid == fts.c.rowid).where(*inner)
     if cut is not None:  # nothing else to filter on: sort and cut here, join only the page
-        if ranked:  # (ties broken by date as the page is, where the date is at hand)
-            keys = [literal_column("bm25"), *([f.published.desc()] if facets else [])]
+        if ranked:
+            keys = [literal_column("bm25")]
         else:
             keys = [f.score.desc(), f.published.desc()] if sort == "score" else \
                 [f.published.desc()]
-        hits = hits.order_by(*keys).limit(cut)
+        hits = hits.order_by(*keys, fts.c.rowid).limit(cut)
     hits = hits.subquery()
     stmt = stmt.join(hits, hits.c.rowid == literal_column(f"{side.table.name}.{side.rowid_col}"))
     return stmt, hits.c.bm25 if ranked else None  # lower is better
@@ -228,17 +237,17 @@ def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
 
 
 def _order(c, sort: str, ranked: bool, pg: bool) -> list:
+    """The sort keys before the tie-breaker. Relevance ties go straight to the tie-breaker:
+    the full-text cut has the rowid at hand, not the date."""
     # SQLite already puts NULLs last in DESC order (and can then use the index).
     def desc(col):
         return col.desc().nulls_last() if pg else col.desc()
 
     if ranked:
-        keys = [c.rank.asc(), desc(c.date)]
-    elif sort == "score":
-        keys = [desc(c.score), desc(c.date)]
-    else:
-        keys = [desc(c.date)]
-    return [*keys, c.kind, c.paper_id, c.post_id]
+        return [c.rank.asc()]
+    if sort == "score":
+        return [desc(c.score), desc(c.date)]
+    return [desc(c.date)]
 
 
 # --- rows -> item dicts -----------------------------------------------------------------
