@@ -405,11 +405,14 @@ def test_pythons_own_sqlite_serves_the_same_search(sqlite_url, monkeypatch):
         app.close()
 
 
-@pytest.mark.parametrize("sort,index", [("date", "ix_papers_published_score"),
-                                        ("score", "ix_papers_score")])
-def test_sqlite_lists_by_date_in_the_index_that_holds_the_score(sqlite_url, sort, index):
+@pytest.mark.parametrize("sort,min_score,index", [
+    ("date", 0.93, "ix_papers_published_score"), ("score", 0.93, "ix_papers_score_published"),
+    ("date", None, "ix_papers_published_score"), ("score", None, "ix_papers_score_published")])
+def test_sqlite_lists_by_date_in_the_index_that_holds_the_score(sqlite_url, sort, min_score,
+                                                                 index):
     """Newest first with --min-score: the walk down (published, score) stops after a page;
-    the score index would make SQLite sort every paper above the threshold (0004)."""
+    the score index would make SQLite sort every paper above the threshold (0004). By score:
+    only rows tied on (score, published) are sorted, not every paper (0005)."""
     from sqlalchemy import event
 
     from tracker.store import db
@@ -429,7 +432,7 @@ def test_sqlite_lists_by_date_in_the_index_that_holds_the_score(sqlite_url, sort
             "'2026-01-01', (i % 100) / 100.0 FROM n")
         conn.exec_driver_sql("ANALYZE")  # with them SQLite favours the score index
     with engine.connect() as conn:
-        store_search.search(conn, "", store_search.Filters(min_score=0.93), sort=sort)
+        store_search.search(conn, "", store_search.Filters(min_score=min_score), sort=sort)
         sql, params = next((sql, params) for sql, params in statements if "LIMIT" in sql)
         plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
     engine.dispose()

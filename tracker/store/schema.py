@@ -116,10 +116,12 @@ papers = Table(
     # When the current version was stored; differs from first_seen_at for updates.
     _col("version_seen_at", Timestamp, index=True),
     # Current relevance score (history in `scores`), denormalised for fast filters and sorts.
-    _col("score", Float, null=True, index=True),
+    _col("score", Float, null=True),
     _col("score_model", String(64), null=True),
-    # newest-first listings test a --min-score in the index (migration 0004)
+    # newest-first listings test a --min-score in the index (migration 0004); listings by
+    # score sort only rows tied on (score, published) (0005)
     Index("ix_papers_published_score", "published", "score"),
+    Index("ix_papers_score_published", "score", "published"),
 )
 
 paper_versions = Table(
