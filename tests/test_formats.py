@@ -134,6 +134,9 @@ def test_atom_is_a_valid_feed():
     assert same.feed.id == feed.feed.id != other.feed.id  # stable per search
     empty = feedparser.parse(render("atom", [], now=datetime(2026, 1, 1, tzinfo=UTC)).encode())
     assert not empty.bozo and empty.entries == []
+    spaced = [{**items()[2], "feed": "my feed {x}"}]  # an id must be an IRI: no spaces
+    [entry] = feedparser.parse(render("atom", spaced).encode()).entries
+    assert entry.id == "urn:neuroai-tracker:post:7:my%20feed%20%7Bx%7D"
 
 
 def test_table_prints_text_literally():

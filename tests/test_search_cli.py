@@ -120,6 +120,8 @@ def test_show_unknown_id_is_not_found_and_a_malformed_one_is_bad_input(run):
                                 ("post:99", 1, "error: no item"),
                                 ("post:abc", 2, "error: bad item id 'post:abc'"),
                                 ("post:99999999999999999999", 2, "error: bad item id"),
+                                # past PostgreSQL's integer ids: not a database error
+                                ("post:3000000000", 2, "error: bad item id"),
                                 ("post:²", 2, "error: bad item id"),
                                 ("arXiv: 2601", 2, "error: bad item id")):
         result = run("show", item)

@@ -29,8 +29,9 @@ def parse_item_id(item_id: str) -> tuple[str, str | int]:
     text = item_id.strip()
     if text.lower().startswith("post:"):
         number = text[5:].strip()
-        # ASCII digits that fit the id column (str.isdigit() also passes '²')
-        if not re.fullmatch(r"[0-9]{1,18}", number):
+        # ASCII digits (str.isdigit() also passes '²') that fit the id column, a 32-bit
+        # integer on PostgreSQL
+        if not re.fullmatch(r"[0-9]{1,10}", number) or int(number) > 2**31 - 1:
             raise InputError(f"bad item id {item_id!r}", hint="blog posts look like post:12")
         return "post", int(number)
     text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,

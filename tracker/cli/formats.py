@@ -15,6 +15,7 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
 FIELDS = ("id", "kind", "title", "url", "published", "updated", "score", "categories",
@@ -154,7 +155,7 @@ def _atom_entry(feed, item: dict) -> datetime:
     entry = _sub(feed, "entry")
     stamp = item.get("updated") or item.get("published") or item["first_seen_at"]
     _sub(entry, "id", item["url"] if item["kind"] == "paper" else
-         f"urn:neuroai-tracker:{item['id']}:{item.get('feed') or ''}")
+         f"urn:neuroai-tracker:{item['id']}:{quote(item.get('feed') or '', safe='')}")
     _sub(entry, "title", item.get("title") or item["id"], type="text")
     _sub(entry, "updated", _rfc3339(stamp))
     if item.get("published"):
