@@ -161,6 +161,27 @@ def test_sorting_and_paging(store):
     assert sum(pages, []) == everything
 
 
+def test_author_initials_and_stop_word_surnames(store):
+    with transaction(store.sessions) as s:
+        for pid, authors in (("2603.00001", ["Kaiming He", "Xiangyu Zhang"]),
+                             ("2603.00002", ["An Li"]), ("2603.00003", ["Ömer Faruk"]),
+                             ("2603.00004", ["Kaiming Wu", "Jean-Luc Picard"])):
+            s.add(PaperRow(id=pid, version=1, title="t", abstract="a", authors=authors,
+                           categories=["cs.CV"], primary_category="cs.CV",
+                           published=day(3, 5), first_seen_at=day(3, 5),
+                           version_seen_at=day(3, 5), score=0.5))
+    assert ids(store, author="He") == ["2603.00001"]  # a stop word, but a surname
+    assert ids(store, author="kaiming he") == ["2603.00001"]
+    assert ids(store, author="An") == ["2603.00002"]
+    assert ids(store, author="olah c") == ids(store, author="C. Olah") == ["post:1"]
+    assert ids(store, author="ö faruk") == ["2603.00003"]
+    assert ids(store, author="j l picard") == ["2603.00004"]  # initials of a hyphenated name
+    assert ids(store, author="x z") == ["2603.00001"]  # Xiangyu Zhang
+    assert ids(store, author="k z") == []  # initials of two different authors
+    assert ids(store, author="b ng") == ["2601.00005", "2601.00001"]
+    assert ids(store, "cortical", author="a l") == ["2601.00001"]
+
+
 def test_paging_through_ties_shows_every_item_once(app):
     """Date-only timestamps, equal scores and identical texts make ties common; every cut
     must break them as the page does, or page k+1 skips and repeats rows of page k."""

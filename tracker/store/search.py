@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    and_,
     cast,
     column,
     exists,
@@ -67,7 +68,7 @@ class Filters:
     until: datetime | None = None  # exclusive
     min_score: float | None = None
     categories: tuple[str, ...] = ()  # any of them (papers only)
-    author: str | None = None  # every word, as a prefix, in the author names
+    author: str | None = None  # every word starts a word of an author's name
     kind: str | None = None
     feed: str | None = None  # posts only
     labelled: str | None = None
@@ -108,9 +109,9 @@ def search(conn, text: str | None, filters: Filters, *, sort: str = "relevance",
            limit: int = 50, offset: int = 0) -> list[dict]:
     """One page of matching items, best first, as item dicts (see item_dict)."""
     node = q.parse(text)
-    author = q.words_query(filters.author or "")
-    if filters.author and author is None:
-        return []  # an author filter of punctuation or common words only
+    author, initials = q.author_words(filters.author or "")
+    if filters.author and author is None and not initials:
+        return []  # an author filter of punctuation only
     pg = _dialect(conn) == "postgresql"
     sides = []
     if filters.kind in (None, "paper") and not filters.feed:
@@ -233,7 +234,31 @@ def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
     if f.labelled is not None:
         owner = labels.c.paper_id if side.kind == "paper" else labels.c.post_id
         other.append(exists().where(owner == t.c.id, labels.c.label == f.labelled))
+    rest = q.author_words(f.author or "")[1]
+    if rest:
+        other.append(_author_starts(side, rest, pg))
     return own, other
+
+
+def _author_starts(side: _Side, words: tuple[str, ...], pg: bool):
+    """One author's name has a word starting with each of `words` (the words the full-text
+    index cannot test; see search_query.author_words)."""
+    if side.kind == "paper":
+        names = (func.json_array_elements_text if pg else func.json_each)(
+            side.table.c.authors).table_valued("value")
+        name = names.c.value
+    else:
+        name = side.table.c.author
+    spaced = literal(" ") + func.translate(name, ".-'", "   ") if pg else \
+        literal(" ") + func.replace(func.replace(func.replace(name, ".", " "), "-", " "),
+                                    "'", " ")
+    # ILIKE folds any case; SQLite's LIKE only ASCII, so a capitalised form is tried too
+    tests = [spaced.ilike(f"% {w}%") if pg else
+             or_(spaced.like(f"% {w}%"), spaced.like(f"% {w.capitalize()}%"))
+             for w in words]
+    if side.kind == "paper":
+        return exists(select(literal(1)).select_from(names).where(*tests))
+    return and_(*tests)
 
 
 def _order(c, sort: str, ranked: bool, pg: bool) -> list:

@@ -241,12 +241,15 @@ def to_tsquery(node, weight: str = "") -> str:
     return "(" + joiner.join(to_tsquery(part, weight) for part in node.parts) + ")"
 
 
-def words_query(text: str):
-    """All words of `text` as prefix terms (used for --author): an And, or None."""
-    terms = [Term((word,), prefix=len(word) >= MIN_PREFIX)
-             for word in (w.lower() for w in _PIECE.findall(text or ""))
-             if word not in STOPWORDS][:MAX_TERMS]
-    if not terms:
-        return None
-    return terms[0] if len(terms) == 1 else And(tuple(terms))
+def author_words(text: str) -> tuple[object, tuple[str, ...]]:
+    """--author: every word is the start of a word of an author's name. Returns (the words
+    the full-text index can test, as prefix terms: an And, or None; the words it cannot:
+    initials and other words shorter than MIN_PREFIX, and stop words such as the surnames
+    He and An, which PostgreSQL does not index and FTS5 would expand too far)."""
+    words = [w.lower() for w in _PIECE.findall(text or "")][:MAX_TERMS]
+    indexed = [Term((w,), prefix=True) for w in words
+               if len(w) >= MIN_PREFIX and w not in STOPWORDS]
+    rest = tuple(dict.fromkeys(w for w in words if len(w) < MIN_PREFIX or w in STOPWORDS))
+    node = None if not indexed else indexed[0] if len(indexed) == 1 else And(tuple(indexed))
+    return node, rest
 
