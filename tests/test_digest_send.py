@@ -486,14 +486,18 @@ class AuthSmtpServer(SmtpServer):
         return self
 
 
+def _login_app(make_config, server: SmtpServer) -> App:
+    """One recipient, [smtp] username 'digest', a store watching since WATCHING."""
+    app = App(make_config({"smtp": {**server.config(), "username": "digest"}, "feeds": [],
+                           "digest": {"recipients": ["ada@example.org"]}}))
+    watched_since(app, WATCHING)
+    return app
+
+
 def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         make_config, monkeypatch, caplog):
     with AuthSmtpServer() as server:
-        raw_smtp = {**server.config(), "username": "digest"}
-        config = make_config({"smtp": raw_smtp, "feeds": [],
-                              "digest": {"recipients": ["ada@example.org"]}})
-        app = App(config)
-        watched_since(app, WATCHING)
+        app = _login_app(make_config, server)
         monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "wrong-password")
         with pytest.raises(SendError) as error:
             send_digest(app, now=NOW)
@@ -508,10 +512,7 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
 
 def test_a_username_for_a_server_without_login_says_so(make_config, monkeypatch):
     with SmtpServer() as server:  # offers no AUTH
-        config = make_config({"smtp": {**server.config(), "username": "digest"}, "feeds": [],
-                              "digest": {"recipients": ["ada@example.org"]}})
-        app = App(config)
-        watched_since(app, WATCHING)
+        app = _login_app(make_config, server)
         monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "pw")
         with pytest.raises(SendError, match="offers no login, but .smtp. username is set"):
             send_digest(app, now=NOW)
@@ -521,10 +522,7 @@ def test_a_username_for_a_server_without_login_says_so(make_config, monkeypatch)
 def test_a_non_ascii_password_is_a_clear_error_that_shows_none_of_it(
         make_config, monkeypatch, caplog):
     with AuthSmtpServer() as server:
-        config = make_config({"smtp": {**server.config(), "username": "digest"}, "feeds": [],
-                              "digest": {"recipients": ["ada@example.org"]}})
-        app = App(config)
-        watched_since(app, WATCHING)
+        app = _login_app(make_config, server)
         monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "s3cret-Pässwort")
         with pytest.raises(SendError) as error:
             send_digest(app, now=NOW)
