@@ -4,6 +4,7 @@ real databases on both backends), with the faults the real API produces."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -187,6 +188,18 @@ def test_a_listing_that_keeps_changing_fails_the_source_and_keeps_the_cursor(
     stored = set(papers(app))
     unread = [e.updated for e in fake.entries if e.id not in stored]
     assert unread and state(app).cursor < min(unread)
+
+
+def test_an_unreadable_entry_where_pages_overlap_does_not_look_like_a_changed_listing(
+        arxiv_app, local_server):
+    fake, build = arxiv_app
+    bad = sorted(fake.entries, key=lambda e: e.updated)[9]  # the last of the first page,
+    local_server.route("/api/query", FakeArxiv(  # which the second page starts with
+        [replace(e, title="") if e is bad else e for e in fake.entries]))
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and rep.errors == 1  # counted once
+    assert set(papers(app)) == {e.id for e in fake.entries} - {bad.id}
 
 
 def test_cross_lists_and_old_style_ids_are_stored_once(arxiv_app, local_server):

@@ -45,6 +45,9 @@ class Page:
     start: int
     papers: list[Paper]
     skipped: int = 0  # entries that could not be read (missing id/title)
+    # every entry's (id text, updated text), readable or not: what window_pages checks
+    # the pages follow on by
+    entries: tuple[tuple[str, str], ...] = ()
 
 
 class Retryable(Exception):
@@ -160,9 +163,10 @@ def parse_page(body: bytes) -> Page:
         raise Retryable(f"malformed XML ({exc})") from None
     if root.tag != f"{ATOM}feed":
         raise Retryable(f"not an Atom feed (root element {root.tag!r})")
-    papers, skipped = [], 0
+    papers, skipped, entries = [], 0, []
     for entry in root.iter(f"{ATOM}entry"):
         entry_id = entry.findtext(f"{ATOM}id") or ""
+        entries.append((entry_id.strip(), (entry.findtext(f"{ATOM}updated") or "").strip()))
         if "/api/errors" in entry_id:
             raise SourceError(f"arXiv API error: {_clean(entry.findtext(f'{ATOM}summary'))}",
                               hint="check [arxiv] categories and query")
@@ -173,7 +177,8 @@ def parse_page(body: bytes) -> Page:
             papers.append(paper)
     total = _int(root.findtext(f"{OPENSEARCH}totalResults"), len(papers))
     start = _int(root.findtext(f"{OPENSEARCH}startIndex"), 0)
-    return Page(total=total, start=start, papers=papers, skipped=skipped)
+    return Page(total=total, start=start, papers=papers, skipped=skipped,
+                entries=tuple(entries))
 
 
 def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
@@ -279,11 +284,15 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
         return
     overlap = max(1, page_size // 40)
     read: set[tuple[str, int]] = set()
+    seen: set[tuple[str, str]] = set()  # entries, readable or not (see Page.entries)
     page, start, rereads = first, 0, 0
     while True:
         fresh = [p for p in page.papers if (p.id, p.version) not in read]
         read.update((p.id, p.version) for p in page.papers)
-        yield Page(page.total, start, fresh, page.skipped)
+        new_entries = [e for e in page.entries if e not in seen]
+        seen.update(new_entries)
+        # unreadable entries counted once, not again when a page re-reads them
+        yield Page(page.total, start, fresh, max(0, len(new_entries) - len(fresh)))
         start += len(page.papers) + page.skipped
         if not (page.papers or page.skipped) or start >= min(page.total, RESULT_CAP):
             return
@@ -291,7 +300,7 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
         size = min(page_size, RESULT_CAP - start + back)
         page = client.get_page(_params(search, start - back, size), expect_entries=True)
         start -= back
-        if not page.papers or (page.papers[0].id, page.papers[0].version) not in read:
+        if not page.entries or page.entries[0] not in seen:
             rereads += 1
             if rereads > MAX_REREADS:
                 raise SourceError("the arXiv listing kept changing while it was read",
