@@ -406,8 +406,33 @@ def test_backfill_failure_says_where_to_resume(arxiv_app):
     app = build(max_retries=0)
     rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
                    until=datetime(2025, 3, 3, tzinfo=UTC), now=NOW)
-    assert rep.error and "re-run with --since 2025-03-01" in rep.error
+    # the last day asked for (the 3rd is excluded here, as the CLI's --until 2025-03-02)
+    assert rep.error and "re-run with --since 2025-03-01 --until 2025-03-02" in rep.error
     assert "next fetch" not in rep.error  # the fetch's resume hint; backfill has no cursor
+    rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC), now=NOW)  # up to now
+    assert rep.error.endswith("re-run with --since 2025-03-01)")
+
+
+def test_an_interrupted_backfill_says_where_to_resume(arxiv_app, monkeypatch, caplog):
+    fake, build = arxiv_app
+    fake.entries += make_entries(30, datetime(2025, 3, 1, tzinfo=UTC),
+                                 step=timedelta(hours=11), prefix="2503")
+    app = build()
+    from tracker.pipeline import ingest
+
+    stored = ingest._store_papers
+
+    def interrupted_on_the_third_day(app, page, now, rep, **kwargs):
+        if page.papers and page.papers[0].updated >= datetime(2025, 3, 3, tzinfo=UTC):
+            raise KeyboardInterrupt
+        stored(app, page, now, rep, **kwargs)
+
+    monkeypatch.setattr(ingest, "_store_papers", interrupted_on_the_third_day)
+    with pytest.raises(KeyboardInterrupt):
+        backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
+                 until=datetime(2025, 3, 15, tzinfo=UTC), now=NOW)
+    assert "stored up to 2025-03-03 00:00 UTC; re-run with --since 2025-03-03 --until " \
+        "2025-03-14" in caplog.text
 
 
 def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):

@@ -81,7 +81,7 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     if end is not None and start >= end:
         raise click.BadParameter(f"--until {until} is before --since {since}",
                                  param_hint="--until")
-    rep = backfill(app, since=start, until=min(end, now) if end else now,
+    rep = backfill(app, since=start, until=min(end, now) if end else None,
                    now=now, progress=sys.stdout.isatty())
     click.echo(_line(rep))
     if rep.error:

@@ -94,10 +94,12 @@ def fetch(app, *, now: datetime | None = None, only: str | None = None,
 
 def backfill(app, *, since: datetime, until: datetime | None = None,
              now: datetime | None = None, progress: bool = False) -> SourceReport:
-    """Pull arXiv history for [since, until] in day-sized windows (each under the API's
-    result cap). Leaves the incremental cursor alone. On failure the report's error says
-    from which date to resume; everything before it is stored."""
+    """Pull arXiv history for [since, until) (until: default now) in day-sized windows (each
+    under the API's result cap). Leaves the incremental cursor alone. On failure the report's
+    error says from which date to resume, everything before it being stored; an interrupt
+    or a database error logs that advice before it is raised."""
     now = now or utcnow()
+    last_day = f" --until {until - timedelta(microseconds=1):%Y-%m-%d}" if until else ""
     until = until or now
     if since >= until:
         raise InputError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
@@ -120,7 +122,11 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
                 bar.advance(task)
     except TrackerError as exc:
         rep.error = (f"{exc.message} (stored up to {done:%Y-%m-%d %H:%M} UTC; "
-                     f"re-run with --since {done:%Y-%m-%d})")
+                     f"re-run with --since {done:%Y-%m-%d}{last_day})")
+    except BaseException:  # Ctrl-C, a locked database: the CLI says what; this says where
+        log.warning("backfill stopped: stored up to %s UTC; re-run with --since %s%s",
+                    f"{done:%Y-%m-%d %H:%M}", f"{done:%Y-%m-%d}", last_day)
+        raise
     finally:
         client.close()
     return rep
