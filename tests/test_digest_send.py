@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.conftest import TEST_DATA, watched_since
 from tests.smtpd import SmtpServer
@@ -372,6 +372,29 @@ def test_old_posts_of_a_new_feed_are_left_out_and_posts_show_their_date(make_con
         assert "xcorr.example/901" not in part
         assert "xcorr.example/902" in part and "xcorr.example/903" in part
         assert "20 Nov 2026" in part
+
+
+@pytest.mark.parametrize("include_updates", [False, True])
+def test_backfilled_history_is_not_news(make_config, smtp, include_updates):
+    app = App(digest_config(make_config, smtp, include_updates=include_updates))
+    watched_since(app, WATCHING)
+    seen = PERIOD_END - timedelta(days=1)
+    old, recent = datetime(2024, 3, 1, tzinfo=UTC), PERIOD_END - timedelta(days=2)
+    with transaction(app.sessions) as session:
+        for pid, published, updated, version in (
+                ("2403.00001", old, old, 1), ("2403.00002", old, old + timedelta(days=30), 2),
+                ("2611.30001", recent, recent, 1),  # this week's paper
+                ("2403.00003", old, recent, 3)):  # an old paper revised this week
+            add_paper(session, pid, seen, 0.9, version=version)
+            session.flush()
+            session.execute(update(PaperRow).where(PaperRow.id == pid)
+                            .values(published=published, updated=updated))
+
+    assert send_digest(app, now=NOW).status == "sent"
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    expected = ["2611.30001", "2403.00003"] if include_updates else ["2611.30001"]
+    assert sorted(item_ids_in(text)) == sorted(expected)
+    assert ("updated to v3" in text) == include_updates
 
 
 def test_a_new_store_sends_no_digest_for_the_week_before_it_began(make_config, smtp):

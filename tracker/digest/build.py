@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 FIRST_PERIOD = timedelta(days=7)
-# A post the blog dates this long before the period is its archive, not news: a newly added
-# feed brings its whole back catalogue at once.
-OLD_POST = timedelta(days=7)
+# An item its source dates this long before the period is archive, not news: a newly added
+# feed brings its whole back catalogue at once, a backfill years of papers.
+ARCHIVE_AGE = timedelta(days=7)
 POSTS_SECTION = "From the blogs"
 
 

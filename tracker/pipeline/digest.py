@@ -75,8 +75,9 @@ def _configured_sources(config) -> list[str]:
     return names + [feed.name for feed in config.feeds if feed.enabled]
 
 
-def _paper_item(row, why, start: datetime) -> build.Item:
-    update = row.first_seen_at < start
+def _paper_item(row, why, start: datetime, recent: datetime) -> build.Item:
+    # a new version of a paper seen before, or of an older one seen for the first time
+    update = row.first_seen_at < start or (row.published is not None and row.published < recent)
     return build.Item(
         kind="paper", id=row.id, title=" ".join(row.title.split()),
         url=f"https://arxiv.org/abs/{row.id}", score=row.score,
@@ -103,14 +104,14 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
     from tracker.scoring.themes import group_by_theme
 
     config = app.config
+    recent = start - build.ARCHIVE_AGE
     paper_rows = ledger.candidate_papers(session, start, end, config.digest.min_score,
-                                         config.digest.include_updates)
-    post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score,
-                                       start - build.OLD_POST)
+                                         config.digest.include_updates, recent)
+    post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score, recent)
     why = ledger.latest_why(session, paper_ids=[r.id for r in paper_rows])
     post_why = ledger.latest_why(session, post_ids=[r.id for r in post_rows])
     refs = ledger.arxiv_refs(session, [r.id for r in post_rows])
-    candidates = ([_paper_item(r, why.get(r.id, ()), start) for r in paper_rows]
+    candidates = ([_paper_item(r, why.get(r.id, ()), start, recent) for r in paper_rows]
                   + [_post_item(r, post_why.get(r.id, ()), refs.get(r.id, ())) for r in post_rows])
     chosen, omitted = build.select(candidates, config.digest.max_items)
     papers = [item for item in chosen if item.kind == "paper"]

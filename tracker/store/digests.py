@@ -32,27 +32,31 @@ def _sent_paper_ids():
 
 
 def candidate_papers(session: Session, start: datetime, end: datetime, min_score: float,
-                     include_updates: bool) -> list[PaperRow]:
-    """Papers first seen in [start, end) scoring >= min_score and never sent; with
-    include_updates also older papers whose new version was seen in the period."""
+                     include_updates: bool, recent: datetime) -> list[PaperRow]:
+    """Papers first seen in [start, end), published from `recent` on (or undated), scoring
+    >= min_score and never sent; with include_updates also older papers (seen before, or
+    published before `recent`) whose new version, dated from `recent` on, was seen in the
+    period. (A backfill stores old papers with old versions: neither kind.)"""
     new = and_(PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end,
+               or_(PaperRow.published.is_(None), PaperRow.published >= recent),
                PaperRow.id.not_in(_sent_paper_ids()))
     wanted = new
     if include_updates:
-        updated = and_(PaperRow.first_seen_at < start, PaperRow.version_seen_at >= start,
-                       PaperRow.version_seen_at < end)
+        updated = and_(or_(PaperRow.first_seen_at < start, PaperRow.published < recent),
+                       PaperRow.version_seen_at >= start, PaperRow.version_seen_at < end,
+                       or_(PaperRow.updated.is_(None), PaperRow.updated >= recent))
         wanted = or_(new, updated)
     return list(session.scalars(select(PaperRow).where(wanted, PaperRow.score >= min_score)))
 
 
 def candidate_posts(session: Session, start: datetime, end: datetime, min_score: float,
-                    published_after: datetime) -> list[PostRow]:
+                    recent: datetime) -> list[PostRow]:
     """Posts first seen in [start, end) scoring >= min_score, undated or dated from
-    `published_after` on."""
+    `recent` on."""
     return list(session.scalars(select(PostRow).where(
         PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
         PostRow.score >= min_score,
-        or_(PostRow.published.is_(None), PostRow.published >= published_after))))
+        or_(PostRow.published.is_(None), PostRow.published >= recent))))
 
 
 def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:
