@@ -210,6 +210,17 @@ def test_paging_through_ties_shows_every_item_once(app):
         assert sum(pages, []) == filtered, (text, sort, "min_score")
 
 
+def test_a_page_of_more_ids_than_a_statement_can_bind_loads(store):
+    """--limit allows 100,000 items; PostgreSQL binds at most 65,535 parameters."""
+    from tracker.store.search import load_items
+
+    keys = [("paper", f"9999.{i:05d}") for i in range(70_000)] + [("paper", "2601.00001")]
+    with store.sessions() as session:
+        items = load_items(session, keys + [("post", 1)])
+    assert [item["id"] for item in items] == ["2601.00001", "post:1"]
+    assert items[0]["label"] == "relevant"
+
+
 def test_item_shape(store):
     by_id = {item["id"]: item for item in search(store, None, Filters(), limit=100)}
     paper, post = by_id["2601.00001"], by_id["post:2"]

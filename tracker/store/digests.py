@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from tracker.store import chunks
 from tracker.store.schema import DigestItemRow, DigestRow, PaperRow, PostRefRow, PostRow, ScoreRow
 
 
@@ -63,7 +64,7 @@ def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:
     """The `why` of each item's latest score row: {paper id or post id: [str, ...]}."""
     result: dict = {}
     for column, ids in ((ScoreRow.paper_id, list(paper_ids)), (ScoreRow.post_id, list(post_ids))):
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             latest = (select(func.max(ScoreRow.id)).where(column.in_(chunk))
                       .group_by(column).scalar_subquery())
             for key, why in session.execute(select(column, ScoreRow.why)
@@ -74,7 +75,7 @@ def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:
 
 def arxiv_refs(session: Session, post_ids) -> dict[int, list[str]]:
     refs: dict[int, list[str]] = {}
-    for chunk in _chunks(list(post_ids)):
+    for chunk in chunks(list(post_ids)):
         rows = session.execute(select(PostRefRow.post_id, PostRefRow.value).where(
             PostRefRow.post_id.in_(chunk), PostRefRow.kind == "arxiv")
             .order_by(PostRefRow.post_id, PostRefRow.value))
@@ -94,11 +95,6 @@ def seen_count(session: Session, start: datetime, end: datetime, *,
     posts = session.scalar(select(func.count()).select_from(PostRow).where(
         PostRow.first_seen_at >= start, PostRow.first_seen_at < end))
     return int(papers or 0) + int(posts or 0)
-
-
-def _chunks(ids: list, size: int = 500):
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
 
 
 # -- the ledger ------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from sqlalchemy import (
 
 from tracker.errors import NotFoundError
 from tracker.models import parse_item_id
+from tracker.store import chunks
 from tracker.store import search_query as q
 from tracker.store.schema import (
     Timestamp,
@@ -302,19 +303,14 @@ def load_items(conn, keys: list[tuple[str, object]]) -> list[dict]:
     """Item dicts for (kind, key) pairs, in the given order."""
     paper_ids = [key for kind, key in keys if kind == "paper"]
     post_ids = [key for kind, key in keys if kind == "post"]
-    rows = {}
-    if paper_ids:
-        rows.update((("paper", r.id), r) for r in
-                    conn.execute(select(papers).where(papers.c.id.in_(paper_ids))))
-    if post_ids:
-        rows.update((("post", r.id), r) for r in
-                    conn.execute(select(posts).where(posts.c.id.in_(post_ids))))
-    found = {}
-    if keys:
-        for label in conn.execute(select(labels).where(or_(
-                labels.c.paper_id.in_(paper_ids), labels.c.post_id.in_(post_ids)))):
-            key = ("paper", label.paper_id) if label.paper_id else ("post", label.post_id)
-            found[key] = label.label
+    rows, found = {}, {}
+    for kind, items, label_of, ids in (("paper", papers, labels.c.paper_id, paper_ids),
+                                       ("post", posts, labels.c.post_id, post_ids)):
+        for chunk in chunks(ids):
+            rows.update(((kind, r.id), r) for r in
+                        conn.execute(select(items).where(items.c.id.in_(chunk))))
+            found.update(((kind, owner), label) for owner, label in conn.execute(
+                select(label_of, labels.c.label).where(label_of.in_(chunk))))
     return [item_dict(key[0], rows[key], found.get(key)) for key in keys if key in rows]
 
 
