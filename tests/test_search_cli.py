@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import feedparser
 import pytest
@@ -157,6 +161,41 @@ def test_export_whole_store(run, tmp_path):
     assert not (tmp_path / "store.csv.part").exists()
     missing = run("export", "--out", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert missing.exit_code == 2 and missing.stderr.startswith("error: cannot write")
+
+
+def test_export_writes_through_a_symlink_into_a_pipe_and_keeps_the_mode(run, tmp_path):
+    import os
+    import threading
+
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    link.symlink_to(real)
+    assert run("export", "--out", str(link)).exit_code == 0
+    assert link.is_symlink() and len(real.read_text().splitlines()) == len(ALL_IDS)
+    assert real.stat().st_mode & 0o777 == 0o600
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = run("export", "--out", str(fifo))
+    reader.join(timeout=10)
+    assert result.exit_code == 0 and fifo.exists() and not fifo.is_file()
+    assert len(received[0].splitlines()) == len(ALL_IDS)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_export_to_a_full_disk_is_one_error_line(app, db_url):
+    seed(app)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "tracker", "export"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60,
+                              env={**os.environ, "TRACKER_DATABASE_URL": db_url})
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("error: cannot write to standard output: "
+                                   "No space left on device")
 
 
 # Libraries the read-only commands must not import: the ORM, schema migrations, the

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import click
 
 from tracker.cli import echo_json, get_app, parse_date
-from tracker.errors import InputError
+from tracker.errors import InputError, TrackerError
 
 SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
 
@@ -72,6 +73,9 @@ def _to_stdout(fmt: str, items, **options) -> None:
         # The reader stopped early (`| head`): not an error. Point stdout at /dev/null so
         # the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # e.g. a full disk behind `> file`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise TrackerError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 @click.command("show")
@@ -137,31 +141,49 @@ def export_command(ctx: click.Context, fmt: str, out: str | None) -> None:
     """Export every paper and post in the store, streamed (memory stays flat).
 
     With --out the file is written under a temporary name and renamed at the end, so an
-    interrupted export never leaves a truncated file behind.
+    interrupted export never leaves a truncated file behind (through a symlink, the file it
+    points to; a named pipe is written into directly).
 
     \b
     Example:
       tracker export --format csv --out store.csv
       tracker export | gzip > store.jsonl.gz
     """
-    from tracker.cli import formats
-    from tracker.pipeline.query import export
+    from pathlib import Path
 
-    items = export(get_app(ctx))
-    if out is None:
-        _to_stdout(fmt, items)
-        return
-    partial = f"{out}.part"
-    try:
-        with open(partial, "w", encoding="utf-8", newline="") as stream:
-            count = formats.write(fmt, items, stream)
-        os.replace(partial, out)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    from tracker.cli import formats
+    from tracker.pipeline.query import count_items, export
+
+    app = get_app(ctx)
+    total = count_items(app) if sys.stderr.isatty() else 0
+    with click.progressbar(length=total, label="exporting", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        items = _counted(export(app), bar)
+        if out is None:
+            _to_stdout(fmt, items)
+            return
+        target = Path(out).resolve()
+        special = target.exists() and not target.is_file()  # a named pipe, a device
+        partial = target if special else target.with_name(target.name + ".part")
+        try:
+            with open(partial, "w", encoding="utf-8", newline="") as stream:
+                count = formats.write(fmt, items, stream)
+            if not special:
+                if target.exists():
+                    shutil.copymode(target, partial)  # the replaced file's permissions
+                os.replace(partial, target)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        finally:
+            if not special and partial.exists():
+                partial.unlink()
     click.echo(f"exported {count} items to {out}", err=True)
+
+
+def _counted(items, bar):
+    for item in items:
+        yield item
+        bar.update(1)
 
 
 COMMANDS = [search_command, show_command, export_command]

@@ -127,9 +127,10 @@ def rescore_command(ctx: click.Context, cold_start: bool) -> None:
       tracker rescore
     """
     from tracker.pipeline import relevance
+    from tracker.pipeline.query import count_items
 
     app = get_app(ctx)
-    total = relevance.count_items(app)
+    total = count_items(app)
     with click.progressbar(length=total, label="rescoring", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
         done, changed = relevance.rescore(app, progress=bar.update, cold_start=cold_start)

@@ -27,6 +27,11 @@ def show(app: App, item_id: str) -> dict:
         return store.show(conn, item_id)
 
 
+def count_items(app: App) -> int:
+    with _reading(app) as conn:
+        return store.count_items(conn)
+
+
 def export(app: App) -> Iterator[dict]:
     """Every item, streamed; the connection stays open while the caller iterates."""
     with _reading(app) as conn:

@@ -115,11 +115,6 @@ def rescore(app, *, now: datetime | None = None, progress=None,
     return total, changed
 
 
-def count_items(app) -> int:
-    with app.sessions() as session:
-        return store.count_items(session)
-
-
 # --- training ----------------------------------------------------------------------------
 
 @dataclass

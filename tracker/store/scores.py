@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
@@ -68,11 +68,6 @@ def items_by_ids(session: Session, paper_ids: Iterable[str],
         out += [_post(r) for r in _rows(session, select(*_POST_COLS)
                                         .where(PostRow.id.in_(chunk)).order_by(PostRow.id))]
     return out
-
-
-def count_items(session: Session) -> int:
-    return (session.scalar(select(func.count()).select_from(PaperRow))
-            + session.scalar(select(func.count()).select_from(PostRow)))
 
 
 def paper_batch(session: Session, after: str | None, limit: int) -> list[StoredItem]:

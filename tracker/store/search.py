@@ -369,6 +369,11 @@ def show(conn, item_id: str) -> dict:
     return record
 
 
+def count_items(conn) -> int:
+    return sum(conn.execute(select(func.count()).select_from(t)).scalar_one()
+               for t in (papers, posts))
+
+
 def export(conn, batch: int = 500) -> Iterator[dict]:
     """Every paper, then every post, as item dicts; streamed in batches (server-side
     cursor on PostgreSQL), so memory stays flat however large the store."""
