@@ -202,6 +202,27 @@ def test_an_unreadable_entry_where_pages_overlap_does_not_look_like_a_changed_li
     assert set(papers(app)) == {e.id for e in fake.entries} - {bad.id}
 
 
+def test_the_progress_of_a_fetch_over_several_weeks_never_runs_ahead(arxiv_app, monkeypatch):
+    from tracker.pipeline import ingest
+
+    fake, build = arxiv_app
+    fake.entries += make_entries(30, NOW - timedelta(days=20), step=timedelta(hours=11),
+                                 prefix="2610")
+    shown = []
+
+    class Recording(ingest._Progress):  # the real rich bar, read after each step
+        def advance(self, name, *args, **kwargs):
+            super().advance(name, *args, **kwargs)
+            task = self._bar.tasks[-1]
+            shown.append((task.completed, task.total, task.description))
+
+    monkeypatch.setattr(ingest, "_Progress", Recording)
+    fetch(build(lookback_days=20), now=NOW, progress=True)
+    assert len(shown) > 3 and all(done <= total for done, total, _ in shown)
+    assert shown[0][0] < shown[0][1]  # not at 100% after the first page
+    assert shown[-1][2] == "arxiv, week 3/3" and shown[-1][0] == shown[-1][1] >= 75
+
+
 def test_cross_lists_and_old_style_ids_are_stored_once(arxiv_app, local_server):
     _, build = arxiv_app
     sample = (DATA / "versions_crosslist_oldstyle.xml").read_bytes()

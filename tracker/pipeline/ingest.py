@@ -156,13 +156,19 @@ def _fetch_arxiv(app, now: datetime, rep: SourceReport, bar) -> None:
         since = (cursor - timedelta(hours=cfg.overlap_hours) if cursor
                  else now - timedelta(days=cfg.lookback_days))
         task = bar.task("arxiv", total=None)
-        for start, end in source.date_chunks(since, now, FETCH_CHUNK_DAYS):
+        windows = list(source.date_chunks(since, now, FETCH_CHUNK_DAYS))
+        done = 0
+        for number, (start, end) in enumerate(windows, 1):
+            before = done  # the bar counts this window's papers on top of the earlier ones'
             # window_pages yields a page only once it is known to follow on from the
             # previous one without a gap, so the cursor may move with each stored page
             for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                             cfg.page_size):
                 _store_papers(app, page, now, rep, cursor=True)
-                bar.advance(task, len(page.papers), total=page.total)
+                done += len(page.papers)
+                bar.advance(task, len(page.papers), total=before + page.total,
+                            label=f"arxiv, week {number}/{len(windows)}"
+                            if len(windows) > 1 else None)
     finally:
         client.close()
 
@@ -306,7 +312,9 @@ class _Progress:
             self._tasks[name] = self._bar.add_task(name, total=total)
         return name
 
-    def advance(self, name: str, n: int = 1, total: int | None = None) -> None:
+    def advance(self, name: str, n: int = 1, total: int | None = None,
+                label: str | None = None) -> None:
         if self._bar and name in self._tasks:
             self._bar.update(self._tasks[name], advance=n,
-                             **({"total": total} if total is not None else {}))
+                             **({"total": total} if total is not None else {}),
+                             **({"description": label} if label else {}))
