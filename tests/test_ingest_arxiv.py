@@ -223,6 +223,19 @@ def test_the_progress_of_a_fetch_over_several_weeks_never_runs_ahead(arxiv_app, 
     assert shown[-1][2] == "arxiv, week 3/3" and shown[-1][0] == shown[-1][1] >= 75
 
 
+def test_more_entries_in_two_minutes_than_the_api_serves_are_counted_as_errors(
+        arxiv_app, monkeypatch, caplog):
+    from tracker.sources import arxiv as source
+
+    fake, build = arxiv_app
+    monkeypatch.setattr(source, "RESULT_CAP", 20)  # the API's is 30,000
+    burst = make_entries(25, NOW - timedelta(days=1), step=timedelta(seconds=2), prefix="2612")
+    fake.entries = burst
+    (rep,) = fetch(build(), now=NOW).sources
+    assert rep.new == 20 and rep.errors >= 5 and rep.error is None  # (windows meet in a minute)
+    assert "the API serves at most 20: 5 cannot be fetched" in caplog.text
+
+
 def test_cross_lists_and_old_style_ids_are_stored_once(arxiv_app, local_server):
     _, build = arxiv_app
     sample = (DATA / "versions_crosslist_oldstyle.xml").read_bytes()

@@ -295,6 +295,12 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
         yield Page(page.total, start, fresh, max(0, len(new_entries) - len(fresh)))
         start += len(page.papers) + page.skipped
         if not (page.papers or page.skipped) or start >= min(page.total, RESULT_CAP):
+            if page.total > RESULT_CAP:  # too short a window to split: the rest is out of reach
+                lost = page.total - RESULT_CAP
+                log.warning("arXiv lists %d entries updated %s .. %s; the API serves at most "
+                            "%d: %d cannot be fetched", page.total, f"{since:%Y-%m-%d %H:%M}",
+                            f"{until:%H:%M}", RESULT_CAP, lost)
+                yield Page(page.total, start, [], lost)  # counted as errors
             return
         back = min(overlap, start)
         size = min(page_size, RESULT_CAP - start + back)
