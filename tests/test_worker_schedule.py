@@ -1,12 +1,13 @@
 """The worker's schedule comes from [schedule]: cron in the configured zone, APScheduler job
 options, and a bad expression stops the worker at start-up with exit code 2."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from tracker.cli import cli
-from tracker.config import from_dict
+from tracker.config import from_dict, previous_fire_time
 from tracker.scheduler import build_scheduler, next_fire_times
 
 
@@ -85,3 +86,34 @@ def test_worker_refuses_an_outdated_schema_before_running_anything(db_url):
         result = CliRunner().invoke(cli, command, env={"TRACKER_DATABASE_URL": db_url})
         assert result.exit_code == 1, (command, result.output)
         assert "tracker db upgrade" in result.output
+
+
+@pytest.mark.parametrize("cron,zone,night", [
+    ("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 22, 0, tzinfo=UTC)),
+    ("0 * * * *", "Europe/Berlin", datetime(2026, 10, 24, 22, 0, tzinfo=UTC)),
+    ("*/30 * * * *", "Europe/Berlin", datetime(2026, 10, 24, 22, 0, tzinfo=UTC)),
+    ("30 1 * * *", "America/New_York", datetime(2026, 11, 1, 3, 0, tzinfo=UTC)),
+    ("30 2 * * *", "Europe/Berlin", datetime(2027, 3, 27, 22, 0, tzinfo=UTC)),  # spring
+])
+def test_the_last_fire_time_across_a_dst_change(cron, zone, night):
+    """The hour repeated when clocks go back once sent the search into an endless loop
+    (the worker, `tracker run` and the digest commands hung for a day)."""
+    import signal
+
+    def hung(*_):
+        raise AssertionError(f"previous_fire_time({cron!r}, {zone!r}) does not return")
+
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        last = None
+        for minutes in range(0, 8 * 60, 10):
+            now = night + timedelta(minutes=minutes)
+            fire = previous_fire_time(cron, zone, now)
+            assert fire <= now and (last is None or fire >= last)
+            # (APScheduler fires once in the repeated hour: an hourly cron may skip one)
+            assert now - fire <= (timedelta(hours=2) if "* * * *" in cron
+                                  else timedelta(days=1, hours=1))
+            last = fire
+    finally:
+        signal.alarm(0)

@@ -354,11 +354,14 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
     Pure; used to align digest periods to the schedule."""
     trigger = cron_trigger(cron, ZoneInfo(timezone))
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
-        last = None
-        fire = trigger.get_next_fire_time(None, now - window)
-        while fire is not None and fire <= now:
+        last, probe = None, now - window
+        while (fire := trigger.get_next_fire_time(None, probe)) is not None and fire <= now:
+            if last is not None and fire <= last:  # never step back (see below)
+                break
             last = fire
-            fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+            # step on in UTC: local wall-clock arithmetic loses which of the two 02:30s of
+            # a DST fall-back night this was, and went back an hour, forever
+            probe = fire.astimezone(UTC) + timedelta(microseconds=1)
         if last is not None:
             return last.astimezone(UTC)
     return None
