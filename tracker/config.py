@@ -355,15 +355,16 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
     trigger = cron_trigger(cron, ZoneInfo(timezone))
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
         last, probe = None, now - window
-        while (fire := trigger.get_next_fire_time(None, probe)) is not None and fire <= now:
-            if last is not None and fire <= last:  # never step back (see below)
+        # In UTC throughout: local wall-clock arithmetic (and comparison: two datetimes of one
+        # zone compare by wall time) cannot tell the two 02:30s of a DST fall-back night
+        # apart, and the search went back an hour, forever.
+        while (fire := trigger.get_next_fire_time(None, probe)) is not None:
+            fire = fire.astimezone(UTC)
+            if fire > now or (last is not None and fire <= last):
                 break
-            last = fire
-            # step on in UTC: local wall-clock arithmetic loses which of the two 02:30s of
-            # a DST fall-back night this was, and went back an hour, forever
-            probe = fire.astimezone(UTC) + timedelta(microseconds=1)
+            last, probe = fire, fire + timedelta(microseconds=1)
         if last is not None:
-            return last.astimezone(UTC)
+            return last
     return None
 
 
