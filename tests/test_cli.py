@@ -81,6 +81,9 @@ def test_unreachable_database_is_one_line_error(tmp_path):
                           text=True, timeout=60, env={**_base_env(), **env})
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot use database") and "Traceback" not in proc.stderr
+    current = run("db", "current", env=env)  # what an admin checking the database runs
+    assert current.exit_code == 1 and current.output.startswith("error: cannot use database")
+    assert current.output.count("\n") == 1
 
 
 def test_database_urls_as_users_write_them(tmp_path):
@@ -92,16 +95,21 @@ def test_database_urls_as_users_write_them(tmp_path):
         engine = db.make_engine(url)
         assert engine.url.drivername == "postgresql+psycopg"
         engine.dispose()
-    for url, message in (("mysql://me@127.0.0.1/x", "unsupported database URL scheme 'mysql'"),
-                         ("sqlitefoo:///x.db", "unsupported database URL scheme 'sqlitefoo'"),
+    # $TRACKER_DATABASE_URL is checked as [database] url is: an invalid config, exit 2,
+    # naming the variable but never its value (it may hold a password)
+    for url, message in (("mysql://me:pw@127.0.0.1/x", "expected a sqlite:/// or postgresql"),
+                         ("sqlitefoo:///x.db", "expected a sqlite:/// or postgresql"),
                          ("postgresql+psycopg://me:pw@127.0.0.1:notaport/x",
-                          "invalid database URL 'postgresql+psycopg://me:***@127.0.0.1:notaport"),
-                         (f"sqlite:///{tmp_path}/file/db.sqlite",
-                          f"cannot create the folder {tmp_path}/file of the SQLite database")):
-        (tmp_path / "file").write_text("a file where the folder would go")
-        result = run("status", env={"TRACKER_DATABASE_URL": url})
-        assert (result.exit_code, result.output.count("\n")) == (1, 1), result.output
-        assert message in result.output
+                          "the port in the URL is not a number")):
+        for command in (["status"], ["config", "check"]):
+            result = run(*command, env={"TRACKER_DATABASE_URL": url})
+            assert (result.exit_code, result.output.count("\n")) == (2, 1), result.output
+            assert f"$TRACKER_DATABASE_URL: {message}" in result.output
+            assert "pw" not in result.output
+    (tmp_path / "file").write_text("a file where the folder would go")
+    result = run("status", env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/file/db.sqlite"})
+    assert (result.exit_code, result.output.count("\n")) == (1, 1), result.output
+    assert f"cannot create the folder {tmp_path}/file of the SQLite database" in result.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[database]\nurl = "sqlitefoo:///x.db"\n')
     result = run("--config", str(bad), "config", "check")

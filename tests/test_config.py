@@ -180,3 +180,11 @@ def test_mask_url():
     for password in ("Top#Secret", "a/b", "why?not"):
         masked = config.mask_url(f"postgresql+psycopg://u:{password}@127.0.0.1:5999/x")
         assert masked == "postgresql+psycopg://u:***@127.0.0.1:5999/x"
+    # an unencoded '@' in the password: all of it, not just what comes before the '@'
+    assert config.mask_url("postgresql+psycopg://u:S3c@retPW@127.0.0.1/x") == \
+        "postgresql+psycopg://u:***@127.0.0.1/x"
+    # psycopg also takes the password as a query parameter
+    assert config.mask_url("postgresql+psycopg://u@h/x?sslmode=require&password=S3cret") == \
+        "postgresql+psycopg://u@h/x?sslmode=require&password=***"
+    assert config.mask_url("postgresql+psycopg://u@h/x?PASSWORD=S3cret&a=b") == \
+        "postgresql+psycopg://u@h/x?PASSWORD=***&a=b"

@@ -323,8 +323,16 @@ class Config:
 
     @property
     def database_url(self) -> str:
-        """The effective database URL: $TRACKER_DATABASE_URL wins over the file."""
-        return os.environ.get(ENV_DATABASE_URL) or self.database.url
+        """The effective database URL: $TRACKER_DATABASE_URL wins over the file, and is
+        checked as the file's value is (ConfigError, naming the variable, not its value)."""
+        from_env = os.environ.get(ENV_DATABASE_URL)
+        if not from_env:
+            return self.database.url
+        try:
+            return _database_url(from_env)
+        except ValueError as exc:
+            raise ConfigError(f"${ENV_DATABASE_URL}: {exc}",
+                              hint="e.g. postgresql+psycopg://user:$DB_PASSWORD@host/db") from None
 
     @property
     def smtp_password(self) -> str | None:
@@ -369,12 +377,13 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
 
 
 def mask_url(url: str) -> str:
-    """Replace the password in a URL with ***. Read as SQLAlchemy reads it (the password runs
-    to the first '@'), so a password holding '#', '/' or '?' is masked whole."""
-    return _PASSWORD.sub(r"\1***@", url, count=1)
+    """Replace the password in a URL with ***: after `user:` up to the last '@' (so a password
+    holding '@', '#', '/' or '?' is masked whole), and password= query parameters."""
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url, count=1))
 
 
-_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:)[^@]*@")
+_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:).*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.I)
 
 
 def resolve_path(explicit: str | os.PathLike | None) -> Path | None:

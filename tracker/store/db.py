@@ -148,7 +148,12 @@ def head_revision(engine: Engine) -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The database's revision, or None for a database Alembic has never touched."""
+    """The database's revision, or None for a database Alembic has never touched; a
+    database that cannot be read is one StoreError line."""
+    return _checked(_revision, engine)
+
+
+def _revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
@@ -160,7 +165,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     from alembic import command
     from alembic.util import CommandError
 
-    before = _checked(current_revision, engine)
+    before = current_revision(engine)
     try:
         _checked(lambda e: command.upgrade(_alembic_config(e), revision), engine)
     except CommandError as exc:  # an unknown or older revision (upgrade never goes down)
@@ -178,12 +183,12 @@ def check_drift(engine: Engine) -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """The gate every command passes: create an empty database, refuse an outdated one."""
-    current = _checked(current_revision, engine)
+    current = current_revision(engine)
     if current is None:
         # Several processes may meet a brand-new database at once (two workers, a worker and
         # a CLI command): one creates it, the others wait and then find it current.
         with _creation_lock(engine):
-            current = _checked(current_revision, engine)
+            current = current_revision(engine)
             if current is None:
                 if _checked(lambda e: inspect(e).get_table_names(), engine):
                     raise SchemaOutdatedError(
