@@ -81,6 +81,9 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[schedule]\ndigest = "0 8 31 2 *"\n', "key 'schedule.digest': .* never fires"),
         ('[schedule]\ndigest = "0 8 * * 8"\n', "key 'schedule.digest': .*bad day of week"),
         ('[schedule]\ndigest = "0 8 * * 5-3"\n', "key 'schedule.digest': .*bad day of week"),
+        # cron fires when either matches, APScheduler only when both do
+        ('[schedule]\ndigest = "0 8 1,15 * mon"\n',
+         "key 'schedule.digest': .*restricts both the day of the month and the day of the week"),
         ('[arxiv]\napi_url = "ftp://x"\n', "key 'arxiv.api_url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',

@@ -124,6 +124,10 @@ def cron_trigger(expression: str, timezone):
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields: got {len(fields)}, expected 5")
     minute, hour, day, month, weekday = fields
+    if day != "*" and weekday != "*":
+        raise ValueError("it restricts both the day of the month and the day of the week: "
+                         "cron runs a job when either matches, the worker only when both "
+                         "do; restrict one (e.g. '0 8 1-7 * *' or '0 8 * * mon')")
     return CronTrigger(minute=minute, hour=hour, day=day, month=month,
                        day_of_week=_cron_weekdays(weekday), timezone=timezone)
 

@@ -65,9 +65,11 @@ def make_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
+        shipped = parsed.drivername == "postgresql+psycopg"  # what the extra installs
         raise StoreError(
             f"the driver for {parsed.drivername} is not installed ({exc.name})",
-            hint="pip install 'neuroai-tracker[postgres]'",
+            hint="pip install 'neuroai-tracker[postgres]'" if shipped else
+            "use a postgresql+psycopg:// URL (psycopg 3, which the [postgres] extra installs)",
         ) from None
     event.listen(engine, "connect", _postgres_settings)
     return engine
