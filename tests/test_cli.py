@@ -106,6 +106,8 @@ def test_database_urls_as_users_write_them(tmp_path):
             assert (result.exit_code, result.output.count("\n")) == (2, 1), result.output
             assert f"$TRACKER_DATABASE_URL: {message}" in result.output
             assert "pw" not in result.output
+    result = run("status", env={"TRACKER_DATABASE_URL": "postgresql+psycopg2://me@127.0.0.1/x"})
+    assert result.exit_code == 1 and "use a postgresql+psycopg:// URL" in result.output
     (tmp_path / "file").write_text("a file where the folder would go")
     result = run("status", env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/file/db.sqlite"})
     assert (result.exit_code, result.output.count("\n")) == (1, 1), result.output
