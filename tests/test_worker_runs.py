@@ -240,3 +240,29 @@ def test_stop_abandons_a_job_that_does_not_finish_in_time(app):
         assert _locks(app) == []
     finally:
         release.set()
+
+
+def test_a_run_whose_end_the_store_missed_is_closed_before_the_next_job(app, monkeypatch):
+    """A store blip just as a job ends must not leave its lease held for lock_ttl_seconds
+    (every fetch refused meanwhile): the end is recorded before the next job starts."""
+    from sqlalchemy.exc import OperationalError
+
+    finish = runs.finish_run
+    blips = [OperationalError("UPDATE job_runs", {}, Exception("server closed the connection"))]
+
+    def blipping(*args, **kwargs):
+        if blips:
+            raise blips.pop()
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "finish_run", blipping)
+    runner = Runner(app, jobs={"fetch": lambda app_, now: JobResult("fetch", "ok"),
+                               "digest": lambda app_, now: JobResult("digest", "ok")})
+    with pytest.raises(OperationalError):
+        runner.run_job("fetch", MONDAY_9)
+    assert [lk.name for lk in _locks(app)] == ["fetch"]  # held: its release was not committed
+
+    assert runner.run_job("digest", MONDAY_9 + timedelta(minutes=5)).outcome == "ok"
+    assert [(r.job, r.outcome) for r in _runs(app)] == [("fetch", "ok"), ("digest", "ok")]
+    assert _locks(app) == []
+    assert runner.run_job("fetch", MONDAY_9 + timedelta(minutes=10)).outcome == "ok"

@@ -143,6 +143,10 @@ class Worker:
                  extra={"fields": {"event": "stopping", "signal": self.stop_reason}})
         self.runner.request_stop()  # queued jobs are skipped from now on
         scheduler.shutdown(wait=False)
+        try:
+            self.runner.record_unrecorded()
+        except Exception as exc:  # noqa: BLE001 - the lease then expires after lock_ttl_seconds
+            log.error("could not record the end of an earlier run: %s", exc)
         if self.runner.wait_idle(self.stop_grace):
             log.info("stopped", extra={"fields": {"event": "stopped"}})
             return True

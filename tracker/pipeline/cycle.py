@@ -101,6 +101,9 @@ class Runner:
         self._idle.set()
         self._guard = threading.Lock()
         self._active: _Active | None = None
+        # runs whose end could not be recorded (the store failed just then): closed, and
+        # their leases released, before the next job starts and when the worker stops
+        self._unrecorded: list[tuple[_Active, JobResult, datetime]] = []
 
     @property
     def ttl(self) -> timedelta:
@@ -135,6 +138,7 @@ class Runner:
         with self._guard:
             if self.stopping.is_set():  # checked under the guard: see request_stop()
                 return "worker is stopping"
+            self._record_unrecorded()
             with transaction(self.app.sessions) as session:
                 holder = None
                 if not runs.acquire_lock(session, job, self.holder, now, self.ttl):
@@ -190,12 +194,10 @@ class Runner:
                 return
             active.done = True
             finished = self._elapsed_now(active)
+            self._unrecorded.append((active, result, finished))
             try:
-                with transaction(self.app.sessions) as session:
-                    runs.finish_run(session, active.run_id, finished, result.outcome,
-                                    result.counts, result.error)
-                    runs.release_lock(session, active.job, self.holder)
-            finally:  # if the store is gone, the lease expires and the run reads 'running'
+                self._record_unrecorded()
+            finally:
                 self._active = None
                 self._idle.set()
         seconds = round((finished - active.now).total_seconds(), 1)
@@ -205,6 +207,22 @@ class Runner:
             message += f": {result.error or result.detail}"
         _event(level, message, job=active.job, event="finished", run_id=active.run_id,
                outcome=result.outcome, seconds=seconds, counts=result.counts, error=result.error)
+
+    def _record_unrecorded(self) -> None:
+        """Record the end of each run whose end is not recorded yet and release its lease
+        (called under the guard). A store that fails again raises, and they wait for the
+        next try: a lease left behind would block the job everywhere for lock_ttl_seconds."""
+        while self._unrecorded:
+            active, result, finished = self._unrecorded[0]
+            with transaction(self.app.sessions) as session:
+                runs.finish_run(session, active.run_id, finished, result.outcome,
+                                result.counts, result.error)
+                runs.release_lock(session, active.job, self.holder)
+            self._unrecorded.pop(0)
+
+    def record_unrecorded(self) -> None:
+        with self._guard:
+            self._record_unrecorded()
 
     def _renew_loop(self, active: _Active) -> None:
         """Extend the lease while the job runs."""
