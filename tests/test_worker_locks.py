@@ -89,7 +89,12 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
     import subprocess
     import sys
 
-    from tracker.pipeline.cycle import JobResult, Runner
+    from tracker.pipeline.cycle import JobResult, Runner, holder_gone
+    from tracker.pipeline.status import collect, render_table
+    from tracker.scheduler import next_fire_times
+
+    def status() -> str:
+        return render_table(collect(app, next_fire_times(app.config, datetime.now(UTC))))
 
     ran = []
     runner = Runner(app, jobs={"fetch": lambda a, now: ran.append(now) or JobResult("fetch", "ok")})
@@ -99,11 +104,15 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
         assert _acquire(app.sessions, holder, datetime.now(UTC), name="fetch")
         skipped = runner.run_job("fetch")  # alive on this machine: respected
         assert skipped.outcome == "skipped" and holder in skipped.error and not ran
+        assert "running now: fetch on " + holder in status()
     finally:
         other.kill()
         other.wait()
     # a pid that is gone here says nothing about a process of another machine
-    assert not runner._dead_here(f"another-host:{other.pid}:feedbeef")
+    assert not holder_gone(f"another-host:{other.pid}:feedbeef")
+    shown = status()  # not "running now" for hours
+    assert "running now" not in shown and f"lease of {holder}, a process of this machine " \
+        "that is gone" in shown
     result = runner.run_job("fetch")  # gone now: taken over at once, not after the TTL
     assert result.outcome == "ok" and len(ran) == 1
     with app.sessions() as session:

@@ -146,7 +146,7 @@ class Runner:
                                    if lk.name == job), "another worker")
                     # A holder that died on this machine (killed, crashed) would block
                     # the job until its lease expires, hours later: take it over now.
-                    if self._dead_here(holder) and runs.take_over_lock(
+                    if holder_gone(holder) and runs.take_over_lock(
                             session, job, holder, self.holder, now, self.ttl):
                         _event(logging.WARNING, f"{job}: took over the lease of {holder}, "
                                "a process of this machine that is gone", job=job,
@@ -167,23 +167,6 @@ class Runner:
         _event(logging.INFO, f"{job}: started (run {run_id})", job=job, event="started",
                run_id=run_id)
         return None
-
-    def _dead_here(self, holder: str) -> bool:
-        """Is `holder` ("host:pid:tag", as self.holder) a process of this host that no
-        longer runs? Unsure (another host, a pid in use, no permission) means no."""
-        parts = holder.split(":")
-        if len(parts) != 3 or parts[0] != self.host or not parts[1].isdigit():
-            return False
-        pid = int(parts[1])
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return True
-        except OSError:  # e.g. PermissionError: it exists, as another user
-            return False
-        return False
 
     def _elapsed_now(self, active: _Active) -> datetime:
         return active.now + timedelta(seconds=time.monotonic() - active.started)
@@ -270,6 +253,24 @@ class Runner:
     def run_sequence(self, jobs: list[str], now: datetime | None = None) -> list[JobResult]:
         """Run jobs in pipeline order (used by --run-now and the start-up catch-up)."""
         return [self.run_job(job, now) for job in PIPELINE if job in jobs]
+
+
+def holder_gone(holder: str) -> bool:
+    """Is `holder` ("host:pid:tag", as Runner.holder) a process of this host that no longer
+    runs? Unsure (another host, a pid in use, no permission) means no."""
+    parts = holder.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: it exists, as another user
+        return False
+    return False
 
 
 def _summary(counts: dict) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from tracker.config import mask_url
 from tracker.pipeline import App, utcnow
+from tracker.pipeline.cycle import holder_gone
 from tracker.store import runs
 
 
@@ -52,7 +53,8 @@ def collect(app: App, upcoming: dict[str, datetime], now: datetime | None = None
         sources = _sources(config, runs.source_health(session))
         digest = runs.last_digest(session)
         locks = [{"job": lk.name, "holder": lk.holder, "since": _iso(lk.acquired_at),
-                  "expires_at": _iso(lk.expires_at)} for lk in runs.live_locks(session, now)]
+                  "expires_at": _iso(lk.expires_at), "holder_gone": holder_gone(lk.holder)}
+                 for lk in runs.live_locks(session, now)]
     jobs = [{"job": job, "schedule": getattr(config.schedule, job),
              "timezone": config.schedule.timezone, "next_run": _iso(upcoming[job]),
              "last_run": _run(last[job]) if job in last else None} for job in upcoming]
@@ -97,8 +99,12 @@ def render_table(report: dict) -> str:
         ["job", "cron (" + report["jobs"][0]["timezone"] + ")", "next run", "last run",
          "outcome", "error"], job_rows)]
     for lock in report["running"]:
-        lines.append(f"  running now: {lock['job']} on {lock['holder']} since "
-                     f"{_when(lock['since'])} UTC")
+        if lock["holder_gone"]:  # killed or crashed: the next run of the job takes over
+            lines.append(f"  {lock['job']}: lease of {lock['holder']}, a process of this "
+                         f"machine that is gone (it expires {_when(lock['expires_at'])} UTC)")
+        else:
+            lines.append(f"  running now: {lock['job']} on {lock['holder']} since "
+                         f"{_when(lock['since'])} UTC")
     lines += ["", "sources"]
     lines += ["  " + line for line in _table(
         ["source", "health", "last success", "failures", "last error", "warning"],
