@@ -258,7 +258,8 @@ def _guarded(app, name: str, kind: str, now: datetime, run) -> SourceReport:
         run(rep)
     except Exception as exc:  # noqa: BLE001 - one source must never stop the others
         rep.error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}"
-        log.warning("%s failed: %s", name, rep.error, exc_info=not isinstance(exc, TrackerError))
+        log.warning("%s failed: %s", name, rep.error)
+        log.debug("%s: traceback", name, exc_info=True)  # with -v
         try:
             with transaction(app.sessions) as session:
                 items.record_failure(session, name, kind, now, rep.error)
