@@ -244,22 +244,37 @@ def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
 def _author_starts(side: _Side, words: tuple[str, ...], pg: bool):
     """One author's name has a word starting with each of `words` (the words the full-text
     index cannot test; see search_query.author_words)."""
-    if side.kind == "paper":
-        names = (func.json_array_elements_text if pg else func.json_each)(
-            side.table.c.authors).table_valued("value")
-        name = names.c.value
-    else:
-        name = side.table.c.author
-    spaced = literal(" ") + func.translate(name, ".-'", "   ") if pg else \
-        literal(" ") + func.replace(func.replace(func.replace(name, ".", " "), "-", " "),
-                                    "'", " ")
-    # ILIKE folds any case; SQLite's LIKE only ASCII, so a capitalised form is tried too
-    tests = [spaced.ilike(f"% {w}%") if pg else
-             or_(spaced.like(f"% {w}%"), spaced.like(f"% {w.capitalize()}%"))
-             for w in words]
-    if side.kind == "paper":
-        return exists(select(literal(1)).select_from(names).where(*tests))
-    return and_(*tests)
+    if side.kind == "post":
+        return and_(*(_starts_a_word(side.table.c.author, w, pg) for w in words))
+    # First on the stored JSON text as a whole, which is cheap (for ASCII words: the JSON
+    # escapes other letters): anywhere (cheapest), then at the start of a word; then, for
+    # several words, name by name, which is not cheap.
+    text = cast(side.table.c.authors, String)
+    ascii_words = [w for w in words if w.isascii()]
+    whole = [text.ilike(f"%{w}%") if pg else text.like(f"%{w}%") for w in ascii_words]
+    whole += [_starts_a_word(text, w, pg) for w in ascii_words]
+    if len(ascii_words) == len(words) == 1:
+        return and_(*whole)
+    names = (func.json_array_elements_text if pg else func.json_each)(
+        side.table.c.authors).table_valued("value")
+    one_name = exists(select(literal(1)).select_from(names).where(
+        *(_starts_a_word(names.c.value, w, pg) for w in words)))
+    return and_(*whole, one_name)
+
+
+_SEPARATORS = ".-'\",[]"  # what may come before a word of a name (JSON text included)
+
+
+def _starts_a_word(text, word: str, pg: bool):
+    if pg:  # ILIKE folds any case
+        spaced = literal(" ") + func.translate(text, _SEPARATORS, " " * len(_SEPARATORS))
+        return spaced.ilike(f"% {word}%")
+    spaced = text
+    for separator in _SEPARATORS:
+        spaced = func.replace(spaced, separator, " ")
+    spaced = literal(" ") + spaced
+    # SQLite's LIKE folds ASCII letters only: the capitalised form is tried too
+    return or_(spaced.like(f"% {word}%"), spaced.like(f"% {word.capitalize()}%"))
 
 
 def _order(c, sort: str, ranked: bool, pg: bool) -> list:
