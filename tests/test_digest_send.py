@@ -248,6 +248,11 @@ def test_force_ends_the_period_now_and_the_schedule_carries_on(week_app, smtp):
     assert item_ids_in(smtp.messages[1].get_body(("plain",)).get_content()) == ["2611.10010"]
     assert send_digest(week_app, now=tuesday, force=True).status == "already_sent"
     assert ledger(week_app)[-1].period_end == tuesday
+    scheduled = send_digest(week_app, now=tuesday)  # Monday's period: inside the forced one
+    assert scheduled.status == "already_sent"
+    assert scheduled.message == ("nothing new to send: digests went out up to "
+                                 f"{tuesday:%Y-%m-%d %H:%M} UTC, after the last digest time "
+                                 f"({PERIOD_END:%Y-%m-%d %H:%M} UTC)")
 
 
 def test_a_first_digest_that_failed_goes_out_whole_with_the_next_period(make_config):

@@ -182,6 +182,10 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
                              "so far, `tracker digest send --force` sends it now)")
     span = build.period(last_end, end)
     if span is None:
+        if last_end > end:  # a forced digest went past the scheduled time
+            return DigestOutcome("already_sent", f"nothing new to send: digests went out up "
+                                 f"to {last_end:%Y-%m-%d %H:%M} UTC, after the last digest "
+                                 f"time ({end:%Y-%m-%d %H:%M} UTC)")
         return DigestOutcome("already_sent", f"the digest for the period ending "
                              f"{end:%Y-%m-%d %H:%M} UTC was already sent")
     if dry_run:
