@@ -182,6 +182,19 @@ def test_author_initials_and_stop_word_surnames(store):
     assert ids(store, "cortical", author="a l") == ["2601.00001"]
 
 
+def test_numbers_with_punctuation_are_found_on_both_backends(store):
+    """PostgreSQL's parser kept "3.5" as one number and "CIFAR-100" as "cifar" and "-100";
+    queries and FTS5 split at the punctuation (migration 0006)."""
+    with transaction(store.sessions) as s:
+        s.add(PaperRow(id="2604.00001", version=1, title="Spiking nets on CIFAR-100",
+                       abstract="GPT-3.5 reaches 3.5% top-1 error; see arxiv.org/abs/2604.1.",
+                       authors=["O'Neil Smith"], categories=["cs.NE"], primary_category="cs.NE",
+                       published=day(3, 5), first_seen_at=day(3, 5), version_seen_at=day(3, 5),
+                       score=0.5))
+    for query in ("CIFAR-100", "cifar 100", "GPT-3.5", '"3.5"', "top-1", "O'Neil", "arxiv.org"):
+        assert ids(store, query) == ["2604.00001"], query
+
+
 def test_paging_through_ties_shows_every_item_once(app):
     """Date-only timestamps, equal scores and identical texts make ties common; every cut
     must break them as the page does, or page k+1 skips and repeats rows of page k."""
