@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from tracker.store import chunks
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
 
 
@@ -59,12 +60,10 @@ def items_by_ids(session: Session, paper_ids: Iterable[str],
                  post_ids: Iterable[int]) -> list[StoredItem]:
     out: list[StoredItem] = []
     paper_ids, post_ids = list(dict.fromkeys(paper_ids)), list(dict.fromkeys(post_ids))
-    for start in range(0, len(paper_ids), 500):  # keep IN lists short
-        chunk = paper_ids[start:start + 500]
+    for chunk in chunks(paper_ids):
         out += [_paper(r) for r in _rows(session, select(*_PAPER_COLS)
                                          .where(PaperRow.id.in_(chunk)).order_by(PaperRow.id))]
-    for start in range(0, len(post_ids), 500):
-        chunk = post_ids[start:start + 500]
+    for chunk in chunks(post_ids):
         out += [_post(r) for r in _rows(session, select(*_POST_COLS)
                                         .where(PostRow.id.in_(chunk)).order_by(PostRow.id))]
     return out
