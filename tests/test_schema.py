@@ -76,6 +76,26 @@ def test_timestamps_are_stored_as_sqlalchemy_stores_them_and_compare_in_sql(app)
     assert ordered == ["b", "a"] and after == ["a"]
 
 
+def test_bulk_insert_stores_exactly_what_the_orm_stores(app):
+    """insert_rows (the ingest path) bypasses SQLAlchemy's parameter handling on SQLite: the
+    stored values must still be the ORM's, byte for byte, or SQL comparisons and reads differ."""
+    from tracker.store import insert_rows
+
+    seen = datetime(2026, 6, 1, 2, 59, 59, 999999, tzinfo=timezone(timedelta(hours=5)))
+    values = dict(version=2, title="T", abstract="A", authors=["Ada Łukasiewicz", "Bo"],
+                  categories=["q-bio.NC"], primary_category=None, published=seen,
+                  updated=seen.astimezone(UTC), doi=None, journal_ref=None, comment=None,
+                  first_seen_at=seen, version_seen_at=seen, score=0.25, score_model="m")
+    with db.transaction(app.sessions) as session:
+        session.add(PaperRow(id="orm", **values))
+        insert_rows(session, PaperRow.__table__, [{"id": "bulk", **values}])
+    columns = ", ".join(values)
+    with app.engine.connect() as conn:  # the stored text (SQLite) or values (PostgreSQL)
+        rows = {r[0]: tuple(r[1:]) for r in conn.execute(text(f"SELECT id, {columns} "
+                                                             "FROM papers"))}
+    assert rows["bulk"] == rows["orm"]
+
+
 def test_item_references_need_exactly_one_item(app):
     now = datetime.now(UTC)
     with db.transaction(app.sessions) as session:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tracker.models import Paper, Post
+from tracker.store import insert_rows
 from tracker.store.schema import PaperRow, PaperVersionRow, PostRefRow, PostRow, SourceStateRow
 from tracker.store.scores import StoredItem
 
@@ -80,11 +81,11 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
                                          paper.categories, *previous))
         versions.append({"paper_id": pid, "version": paper.version, "title": paper.title,
                          "updated": paper.updated, "seen_at": now})
-    for rows, statement in ((inserts, insert(PaperRow.__table__)), (changes, update(PaperRow)),
-                            (refreshes, update(PaperRow)),
-                            (versions, insert(PaperVersionRow.__table__))):
-        if rows:  # Core executemany for inserts; ORM bulk updates by primary key
-            session.execute(statement, rows)
+    insert_rows(session, PaperRow.__table__, inserts)
+    for rows in (changes, refreshes):
+        if rows:  # ORM bulk updates by primary key
+            session.execute(update(PaperRow), rows)
+    insert_rows(session, PaperVersionRow.__table__, versions)
     return result
 
 

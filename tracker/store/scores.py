@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from tracker.store import chunks
+from tracker.store import chunks, insert_rows
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
 
 
@@ -124,8 +124,7 @@ def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[st
         if rows:
             session.execute(update(table).where(table.c.id == bindparam("key"))
                             .values(score=bindparam("value"), score_model=model_version), rows)
-    if history:
-        session.execute(insert(ScoreRow.__table__), history)
+    insert_rows(session, ScoreRow.__table__, history)
     return len(history)
 
 
