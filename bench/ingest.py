@@ -78,8 +78,9 @@ def fetch_path_watches() -> dict[str, Stopwatch]:
 
     print(f"  imports of the fetch path, once per process: {time.perf_counter() - started:.2f} s")
     return {"parse": Stopwatch(arxiv, "parse_page"),
-            "store (incl. triggers)": Stopwatch(items, "upsert_papers"),
-            "score_new": Stopwatch(relevance, "score_new")}
+            "store (incl. triggers and scoring)": Stopwatch(items, "upsert_papers"),
+            "scoring": Stopwatch(relevance, "score_items"),
+            "score history": Stopwatch(relevance, "write_scores")}
 
 
 def run_tracker(api_url: str, db_path: Path, page_size: int,
@@ -137,12 +138,13 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each; medians printed")
     parser.add_argument("--no-score", action="store_true",
-                        help="replace score_new by a no-op: the ingest path alone")
+                        help="no scoring: the ingest path alone")
     args = parser.parse_args()
     if args.no_score:
-        from tracker.pipeline import relevance
+        from tracker.pipeline import ingest
 
-        relevance.score_new = lambda *args: 0
+        ingest._Scoring.score = lambda *args: None
+        ingest._Scoring.write = lambda *args: 0
     now = datetime.now(UTC).replace(microsecond=0)
     entries = build_entries(args.entries, now)
     # the raw ceiling reads the same pages, one after the other

@@ -329,27 +329,35 @@ def test_recorded_responses_over_http(shared_dir, make_config, local_server, nam
 
 
 def test_every_new_and_updated_paper_is_scored_in_its_page(arxiv_app, monkeypatch):
+    from tracker.store.schema import ScoreRow
+
     fake, build = arxiv_app
-    calls = []
+    calls, score_items = [], relevance.score_items
 
-    def recorder(app, session, items):
-        # the rows are visible inside the caller's transaction, with the text handed over
-        paper_ids = [item.id for item in items]
-        stored = dict(session.execute(select(PaperRow.id, PaperRow.title)
-                                      .where(PaperRow.id.in_(paper_ids))).all())
-        assert stored == {item.id: item.title for item in items}
+    def recorder(app, items, **options):
         assert {item.kind for item in items} == {"paper"}
-        calls.append(paper_ids)
-        return len(items)
+        calls.append([item.id for item in items])
+        return score_items(app, items, **options)
 
-    monkeypatch.setattr(relevance, "score_new", recorder)
+    def stored(app):  # each paper's current score and the values of its history rows
+        with app.sessions() as s:
+            history = s.execute(select(ScoreRow.paper_id, ScoreRow.value)).all()
+            return {pid: (score, [v for p, v in history if p == pid])
+                    for pid, score in s.execute(select(PaperRow.id, PaperRow.score))}
+
+    monkeypatch.setattr(relevance, "score_items", recorder)
     app = build()
     fetch(app, now=NOW)
     assert len(calls) == 5 and sorted(sum(calls, [])) == sorted(e.id for e in fake.entries)
-    fake.entries[0] = fake.entries[0].bumped(NOW + timedelta(minutes=5))
+    first = stored(app)
+    assert all(score is not None and values == [score] for score, values in first.values())
+    fake.entries[0] = fake.entries[0].bumped(NOW + timedelta(minutes=5),
+                                             title="Dendritic computation in cortex")
     calls.clear()
     fetch(app, now=NOW + timedelta(hours=1))
     assert sum(calls, []) == [fake.entries[0].id]
+    score, values = stored(app)[fake.entries[0].id]
+    assert values[-1] == score != first[fake.entries[0].id][0] and len(values) == 2
 
 
 def test_a_new_version_is_rescored_and_history_grows_only_when_the_score_changes(arxiv_app):
@@ -407,10 +415,12 @@ def test_a_scoring_failure_never_loses_the_page(arxiv_app, monkeypatch):
     def broken(*args):
         raise RuntimeError("model file is corrupt")
 
-    monkeypatch.setattr(relevance, "score_new", broken)
+    monkeypatch.setattr(relevance, "score_items", broken)
     app = build()
     (rep,) = fetch(app, now=NOW).sources
     assert rep.error is None and rep.errors == 5 and len(papers(app)) == 45
+    with app.sessions() as s:
+        assert s.scalars(select(PaperRow.score).distinct()).all() == [None]
 
 
 def test_backfill_pulls_history_in_day_windows_and_leaves_the_cursor(arxiv_app, local_server):

@@ -194,9 +194,10 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
 
 
 def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool = False) -> None:
+    scoring = _Scoring(app)
     with transaction(app.sessions) as session:
-        result = items.upsert_papers(session, page.papers, now)
-        rep.errors += _score(app, session, result.changed)
+        result = items.upsert_papers(session, page.papers, now, score=scoring.score)
+        rep.errors += scoring.write(session, result, now)
         if cursor:
             stamps = [p.updated for p in page.papers if p.updated]
             items.advance_cursor(session, "arxiv", "arxiv", max(stamps, default=None))
@@ -225,7 +226,7 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
     parsed = source.parse(feed.name, feed.url, resp.body, resp.headers)
     with transaction(app.sessions) as session:
         result = items.upsert_posts(session, parsed.posts, now)
-        rep.errors += _score(app, session, result.changed)
+        rep.errors += _Scoring(app).write(session, result, now)
         items.record_success(session, feed.name, "feed", now, warning=parsed.warning,
                              etag=resp.etag, last_modified=resp.last_modified, validators=True)
     if parsed.warning:
@@ -272,20 +273,45 @@ def _guarded(app, name: str, kind: str, now: datetime, run) -> SourceReport:
     return rep
 
 
-def _score(app, session, changed: list) -> int:
-    """Score new/updated items inside the page's transaction; a scoring failure leaves
-    them stored but unscored (`tracker rescore` fixes that) and counts as one error."""
-    if not changed:
-        return 0
-    from tracker.pipeline import relevance
+class _Scoring:
+    """Scores one page's (or feed's) new and updated items, inside its transaction. The
+    paper upsert asks for the scores before it writes, so that a new paper is written once,
+    with its score; write() adds the history (and scores what was not scored yet). A scoring
+    failure counts as one error and never loses the page: its items stay stored, unscored
+    or without their history row (`tracker rescore` fixes both)."""
 
-    try:
-        with session.begin_nested():
-            relevance.score_new(app, session, changed)
-    except Exception as exc:  # noqa: BLE001 - never lose a page because scoring failed
-        log.warning("scoring failed, items stored unscored: %s", exc)
-        return 1
-    return 0
+    def __init__(self, app):
+        self.app = app
+        self.scores = None
+        self.failed = False
+
+    def score(self, changed: list):
+        from tracker.pipeline import relevance
+
+        try:
+            self.scores = relevance.score_items(self.app, changed, lenient=True)
+        except Exception as exc:  # noqa: BLE001 - see the class comment
+            log.warning("scoring failed, items stored unscored: %s", exc)
+            self.failed = True
+            return None
+        return self.scores.version, {item.id: value for item, value, _ in self.scores.rows}
+
+    def write(self, session, result: items.Upserted, now: datetime) -> int:
+        from tracker.pipeline import relevance
+
+        if not result.changed:
+            return 0
+        if self.scores is None and not self.failed:
+            self.score(result.changed)
+        if self.failed:
+            return 1
+        try:
+            with session.begin_nested():
+                relevance.write_scores(session, self.scores, now, written=result.scored)
+        except Exception as exc:  # noqa: BLE001 - see the class comment
+            log.warning("scoring failed, items stored unscored: %s", exc)
+            return 1
+        return 0
 
 
 class _Progress:

@@ -1,9 +1,11 @@
 """Relevance use cases (issue 4): score, train, rescore, explain, evaluate, tune, label.
 
-    score_new(app, session, items) -> int
-        CONTRACT used by ingest: score the given just-stored items (StoredItem, as the
-        upsert returns them) with the current model (cold start when no model file exists)
-        inside the caller's transaction.
+    score_items(app, items, lenient=False) -> ItemScores
+    write_scores(session, scores, now, written=()) -> int
+        CONTRACT used by ingest: score new and updated items (StoredItem, as the upsert
+        returns them) with the current model (cold start when no model file exists), then
+        write the scores inside the caller's transaction.
+    score_new(app, session, items) -> int: both in one step.
 
 Training data: label files (2 = core NeuroAI, 1 = adjacent, 0 = not; label 1 is "related"
 for stage A and "not core" for stage B, see tracker/scoring/model.py), the user's labels in
@@ -71,13 +73,33 @@ def scorer(app, *, lenient: bool = False):
     return cached[1]
 
 
-def _score_items(app, session, items, now, *, lenient=False) -> tuple[int, int]:
+@dataclass
+class ItemScores:
+    """Items scored by one model, not yet written: (StoredItem, score, why) rows."""
+
+    version: str
+    config_hash: str
+    rows: list
+
+
+def score_items(app, items, *, lenient: bool = False) -> ItemScores:
     current = scorer(app, lenient=lenient)
     results = current.score([_doc(item) for item in items])
-    rows = [(item, r.score, list(r.why)) for item, r in zip(items, results, strict=True)]
-    changed = store.write_scores(session, rows, model_version=current.version,
-                                 config_hash=app.config.relevance_hash(), now=now)
-    return len(rows), changed
+    return ItemScores(current.version, app.config.relevance_hash(),
+                      [(item, r.score, list(r.why)) for item, r in zip(items, results,
+                                                                        strict=True)])
+
+
+def write_scores(session, scores: ItemScores, now: datetime, *, written=()) -> int:
+    """History rows, and the current score of the items not `written` with theirs already
+    (ids of papers the upsert stored with it). Returns how many items changed."""
+    return store.write_scores(session, scores.rows, model_version=scores.version,
+                              config_hash=scores.config_hash, now=now, written=written)
+
+
+def _score_items(app, session, items, now, *, lenient=False) -> tuple[int, int]:
+    scores = score_items(app, items, lenient=lenient)
+    return len(scores.rows), write_scores(session, scores, now)
 
 
 def score_new(app, session, items: list) -> int:

@@ -31,6 +31,7 @@ class Upserted:
     # the new and updated items as stored, with their previous score: what ingest scores
     # (built from what was just written, so scoring reads nothing back)
     changed: list[StoredItem] = field(default_factory=list)
+    scored: list = field(default_factory=list)  # ids written with their current score
 
 
 def _paper_values(paper: Paper) -> dict:
@@ -40,10 +41,17 @@ def _paper_values(paper: Paper) -> dict:
     return values
 
 
-def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upserted:
+def upsert_papers(session: Session, papers: list[Paper], now: datetime,
+                  score=None) -> Upserted:
     """Store papers under their version-less id. A higher version updates the record and
     adds a paper_versions row (an update, not a new paper); the same version refreshes the
-    metadata arXiv may change without a new version (categories, DOI, journal ref)."""
+    metadata arXiv may change without a new version (categories, DOI, journal ref).
+
+    `score(changed)`, if given, is called with the new and updated papers before anything
+    is written and returns (model version, {id: score}) or None; new and updated rows are
+    then written with their score (one write per paper, not an insert and an update).
+    `Upserted.scored` lists those ids; the rest of `changed` and all history are the
+    caller's to write."""
     latest: dict[str, Paper] = {}
     for paper in papers:  # a batch may hold the same paper twice (cross-lists, overlaps)
         if paper.id not in latest or paper.version > latest[paper.id].version:
@@ -81,6 +89,12 @@ def upsert_papers(session: Session, papers: list[Paper], now: datetime) -> Upser
                                          paper.categories, *previous))
         versions.append({"paper_id": pid, "version": paper.version, "title": paper.title,
                          "updated": paper.updated, "seen_at": now})
+    current = score(result.changed) if score is not None and result.changed else None
+    if current is not None:
+        version, values = current
+        for row in inserts + changes:
+            row["score"], row["score_model"] = values[row["id"]], version
+        result.scored = result.new + result.updated
     insert_rows(session, PaperRow.__table__, inserts)
     for rows in (changes, refreshes):
         if rows:  # ORM bulk updates by primary key

@@ -105,12 +105,18 @@ def trained_score_models(session: Session) -> list[str]:
 
 
 def write_scores(session: Session, scored: list[tuple[StoredItem, float, list[str]]], *,
-                 model_version: str, config_hash: str, now: datetime) -> int:
-    """Set the current score of each item and add a history row where the value or the
-    model changed. Returns how many items changed."""
+                 model_version: str, config_hash: str, now: datetime,
+                 written: Iterable = ()) -> int:
+    """Set the current score of each item (but of the papers whose ids are in `written`:
+    stored with it already) and add a history row where the value or the model changed.
+    Returns how many items changed."""
     papers, posts, history = [], [], []
+    written = set(written)
     for item, value, why in scored:
-        (papers if item.kind == "paper" else posts).append({"key": item.id, "value": value})
+        if item.kind == "post":
+            posts.append({"key": item.id, "value": value})
+        elif item.id not in written:
+            papers.append({"key": item.id, "value": value})
         if item.score is not None and item.score_model == model_version \
                 and abs(item.score - value) < 1e-9:
             continue
