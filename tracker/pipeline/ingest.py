@@ -309,7 +309,7 @@ class _Scoring:
             with session.begin_nested():
                 relevance.write_scores(session, self.scores, now, written=result.scored)
         except Exception as exc:  # noqa: BLE001 - see the class comment
-            log.warning("scoring failed, items stored unscored: %s", exc)
+            log.warning("scores not recorded (`tracker rescore` records them): %s", exc)
             return 1
         return 0
 

@@ -29,7 +29,7 @@ class Upserted:
     new: list = field(default_factory=list)  # ids
     updated: list = field(default_factory=list)
     # the new and updated items as stored, with their previous score: what ingest scores
-    # (built from what was just written, so scoring reads nothing back)
+    # (built from the parsed entries and the stored rows read, so scoring reads nothing)
     changed: list[StoredItem] = field(default_factory=list)
     scored: list = field(default_factory=list)  # ids written with their current score
 
