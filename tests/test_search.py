@@ -195,6 +195,31 @@ def test_numbers_with_punctuation_are_found_on_both_backends(store):
         assert ids(store, query) == ["2604.00001"], query
 
 
+def test_phrases_that_begin_or_end_with_a_stop_word_keep_it_on_both_backends(store):
+    """PostgreSQL's tsquery drops such a word, so "in-context" matched every "context"; FTS5
+    indexes stop words. The phrase is also tested on the text (PostgreSQL), stem-aware."""
+    titles = {"2605.00001": "In-context learning in spiking networks",
+              "2605.00002": "The context of learning, out of reach",
+              "2605.00003": "Out-of-distribution studies of replay",
+              "2605.00004": "Distribution shift in a study of David's cells"}
+    with transaction(store.sessions) as s:
+        for pid, title in titles.items():
+            s.add(PaperRow(id=pid, version=1, title=title, abstract="", authors=[],
+                           categories=["cs.NE"], primary_category="cs.NE", published=day(4, 1),
+                           first_seen_at=day(4, 1), version_seen_at=day(4, 1), score=0.5))
+    for query, expected in (("in-context", {"2605.00001"}),
+                            ('"in context" learning', {"2605.00001"}),
+                            ("in-contexts", {"2605.00001"}),  # stemmed, as a word is
+                            ("out-of-distribution", {"2605.00003"}),
+                            ('"out of distributions"', {"2605.00003"}),
+                            ("distribution-shift", {"2605.00004"}),
+                            ("David's", {"2605.00004"}),
+                            ('"context of"', {"2605.00002"}),
+                            ("in-cont*", {"2605.00001"}),
+                            ("context NOT in-context", {"2605.00002"})):
+        assert set(ids(store, query)) == expected, query
+
+
 def test_paging_through_ties_shows_every_item_once(app):
     """Date-only timestamps, equal scores and identical texts make ties common; every cut
     must break them as the page does, or page k+1 skips and repeats rows of page k."""

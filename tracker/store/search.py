@@ -199,11 +199,59 @@ def _match_postgres(stmt, side: _Side, node, author):
     parts = [q.to_tsquery(node)] if node is not None else []
     if author is not None:
         parts.append(q.to_tsquery(author, weight="B"))  # 0002 weights authors B
-    query = func.to_tsquery(literal_column("'english'::regconfig"),
-                            literal(" & ".join(parts), String))
+    query = _tsquery(" & ".join(parts))
     vector = literal_column(f"{side.table.name}.search_vector")
-    stmt = stmt.where(vector.op("@@", is_comparison=True)(query))
+    if node is not None and q.has_edge_stop_word(node):
+        # the query as a tree of conditions, so that each such phrase is tested on the text
+        # where it stands (under OR or NOT too); each @@ still uses the GIN index
+        stmt = stmt.where(_condition(side, vector, node))
+        if author is not None:
+            stmt = stmt.where(vector.op("@@", is_comparison=True)(
+                _tsquery(q.to_tsquery(author, weight="B"))))
+    else:
+        stmt = stmt.where(vector.op("@@", is_comparison=True)(query))
     return stmt, -func.ts_rank(vector, query, 1)  # negated so that lower is better here too
+
+
+def _tsquery(text: str):
+    return func.to_tsquery(literal_column("'english'::regconfig"), literal(text, String))
+
+
+def _condition(side: _Side, vector, node):
+    if isinstance(node, q.Not):
+        return ~_condition(side, vector, node.part)
+    if isinstance(node, q.And | q.Or):
+        parts = [_condition(side, vector, part) for part in node.parts]
+        return and_(*parts) if isinstance(node, q.And) else or_(*parts)
+    match = vector.op("@@", is_comparison=True)(_tsquery(q.to_tsquery(node)))
+    return and_(match, _phrase_on_text(side, node)) if q.edge_stop_word(node) else match
+
+
+def _phrase_on_text(side: _Side, term):
+    """The phrase's words in order in the item's text, with only spaces or punctuation
+    between them (the index reads punctuation as a word break, migration 0006): stop words
+    whole, other words from their English stem on, as the index stems them."""
+    pieces = [literal(r"\m", String)]
+    for i, word in enumerate(term.words):
+        if i:
+            pieces.append(literal("[^[:alnum:]]+", String))
+        if term.prefix and i == len(term.words) - 1:
+            pieces.append(literal(word + "[[:alnum:]]*", String))
+        elif word in q.STOPWORDS:
+            pieces.append(literal(word + r"\M", String))
+        else:
+            stem = func.array_to_string(func.ts_lexize(
+                literal_column("'english_stem'::regdictionary"), literal(word, String)), "")
+            pieces.append(func.concat(stem, "[[:alnum:]]*"))
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    t = side.table
+    if side.kind == "paper":  # the authors as the index reads them (jsonb decodes \u escapes)
+        text = func.concat_ws(" ", t.c.title, t.c.abstract,
+                              cast(cast(t.c.authors, JSONB), String))
+    else:
+        text = func.concat_ws(" ", t.c.title, t.c.summary_text, t.c.author)
+    return text.op("~*", is_comparison=True)(func.concat(*pieces))
 
 
 def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,

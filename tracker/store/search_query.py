@@ -228,6 +228,22 @@ def to_fts5(node, column: str | None = None) -> str:
     return text
 
 
+def edge_stop_word(node) -> bool:
+    """A phrase of several words that begins or ends with a stop word. PostgreSQL's tsquery
+    drops such a word (an inner one leaves a gap it keeps), so "in-context" would match
+    every "context": the PostgreSQL search tests these phrases on the text as well."""
+    return isinstance(node, Term) and len(node.words) > 1 and (
+        node.words[0] in STOPWORDS or node.words[-1] in STOPWORDS)
+
+
+def has_edge_stop_word(node) -> bool:
+    if isinstance(node, Term):
+        return edge_stop_word(node)
+    if isinstance(node, Not):
+        return has_edge_stop_word(node.part)
+    return isinstance(node, And | Or) and any(has_edge_stop_word(p) for p in node.parts)
+
+
 def to_tsquery(node, weight: str = "") -> str:
     """tsquery syntax for to_tsquery(config, ...); `weight` (A-D) restricts every term."""
     if isinstance(node, Term):
