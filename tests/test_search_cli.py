@@ -93,6 +93,9 @@ def test_bad_input_is_one_line_and_exit_2(run):
     assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
     far = run("search", "--offset", "99999999999999999999")
     assert far.exit_code == 2 and "Traceback" not in far.output
+    for score in ("nan", "-nan", "1.5"):  # NaN passes every range check by comparison
+        result = run("search", "--min-score", score)
+        assert result.exit_code == 2 and "--min-score" in result.stderr, score
 
 
 def test_show_paper_has_the_full_record(run):

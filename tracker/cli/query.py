@@ -15,11 +15,25 @@ from tracker.errors import InputError, TrackerError
 SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
 
 
+class ScoreType(click.FloatRange):
+    """A number in [0, 1]. FloatRange alone accepts "nan": every comparison with NaN is
+    false, so it passes both bounds."""
+
+    def __init__(self):
+        super().__init__(0, 1)
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:  # NaN
+            self.fail(f"{value!r} is not a number between 0 and 1", param, ctx)
+        return number
+
+
 @click.command("search")
 @click.argument("query", nargs=-1)
 @click.option("--since", metavar="DATE", help="Published on or after (YYYY-MM-DD, UTC).")
 @click.option("--until", metavar="DATE", help="Published on or before (YYYY-MM-DD, inclusive).")
-@click.option("--min-score", type=click.FloatRange(0, 1), help="Relevance score at least this.")
+@click.option("--min-score", type=ScoreType(), help="Relevance score at least this.")
 @click.option("--category", "categories", multiple=True, metavar="CAT",
               help="arXiv category, e.g. q-bio.NC (repeat for any of several; papers only).")
 @click.option("--author", help="Author name words, each matched as a prefix (e.g. 'hinton g').")
