@@ -91,6 +91,11 @@ def test_bad_input_is_one_line_and_exit_2(run):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     bad_date = run("search", "--since", "last week")
     assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
+    # the day after the last day datetime holds, and a zone before year 1's first midnight
+    for option, value in (("--until", "9999-12-31"), ("--since", "0001-01-01T00:00+05:00")):
+        result = run("search", option, value)
+        assert result.exit_code == 2 and option in result.stderr, (value, result.output)
+        assert "out of range" in result.stderr and "Traceback" not in result.output
     far = run("search", "--offset", "99999999999999999999")
     assert far.exit_code == 2 and "Traceback" not in far.output
     for score in ("nan", "-nan", "1.5"):  # NaN passes every range check by comparison

@@ -146,8 +146,15 @@ def parse_date(value: str | None, option: str, *, end_of_day: bool = False):
         except ValueError:
             raise click.BadParameter(f"expected a date like 2024-03-31, got {value!r}",
                                      param_hint=option) from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=end_of_day)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        shift = timedelta(0)
+    else:
+        parsed, shift = datetime(day.year, day.month, day.day, tzinfo=UTC), timedelta(end_of_day)
+    try:  # the whole of 9999-12-31, or a zone that moves year 1 back, is past datetime's range
+        return parsed.astimezone(UTC) + shift
+    except OverflowError:
+        raise click.BadParameter(f"{value!r} is out of range", param_hint=option) from None
 
 
 def echo_json(data) -> None:
