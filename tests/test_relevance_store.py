@@ -348,3 +348,17 @@ def test_corrupt_model_file_falls_back_to_cold_start_in_ingest_only(filled, cfg,
     result = invoke(_config_file(tmp_path, db_url), "eval", "--labels", str(SMALL))
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert str(path) in result.output and "tracker train" in result.output
+
+
+def test_a_missing_model_file_behind_trained_scores_is_a_warning_in_ingest(filled, caplog):
+    app, post_id = filled
+    relevance.train(app, [str(SMALL)])
+    relevance.rescore(app)
+    Path(app.config.relevance.model_path).unlink()  # say, the worker runs in another directory
+    with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
+        with transaction(app.sessions) as session:
+            stored = items_by_ids(session, ["2401.00001"], [post_id])
+            assert relevance.score_new(app, session, stored) == 2  # still scored: never lost
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and app.config.relevance.model_path in warnings[0]
+    assert "cold start" in warnings[0] and "tracker train" in warnings[0]

@@ -60,6 +60,11 @@ def scorer(app, *, lenient: bool = False):
                 raise
             model, problem = None, exc
             log.warning("%s; scoring with cold start until it is fixed", exc)
+        if model is None and problem is None and lenient and (trained := _trained_before(app)):
+            # a wrong model_path (or working directory) would otherwise mix two scales
+            log.warning("no model file at %s, but stored scores come from model %s: new "
+                        "items are scored with cold start until `tracker train` writes it "
+                        "(or [relevance] model_path is fixed)", path.absolute(), trained)
         keywords = dict(app.config.relevance.keywords)
         trained_with = model.meta.get("keywords") if model is not None else None
         if trained_with is not None and trained_with != keywords:
@@ -71,6 +76,13 @@ def scorer(app, *, lenient: bool = False):
     elif cached[2] is not None and not lenient:
         raise cached[2]
     return cached[1]
+
+
+def _trained_before(app) -> str | None:
+    """A trained model that current stored scores come from, if any."""
+    with app.sessions() as session:
+        trained = store.trained_score_models(session)
+    return trained[0] if trained else None
 
 
 @dataclass
@@ -113,15 +125,12 @@ def rescore(app, *, now: datetime | None = None, progress=None,
     refuses to replace scores of a trained model unless `cold_start`."""
     now = now or utcnow()
     path = Path(app.config.relevance.model_path)
-    if not cold_start and not path.is_file():
-        with app.sessions() as session:
-            trained = store.trained_score_models(session)
-        if trained:
-            raise TrackerError(
-                f"no model file at {path.absolute()}, but stored scores come from model "
-                f"{trained[0]}: rescoring would replace them with cold-start scores",
-                hint="fix [relevance] model_path (a relative path is read from the working "
-                     "directory), run `tracker train`, or pass --cold-start")
+    if not cold_start and not path.is_file() and (trained := _trained_before(app)):
+        raise TrackerError(
+            f"no model file at {path.absolute()}, but stored scores come from model "
+            f"{trained}: rescoring would replace them with cold-start scores",
+            hint="fix [relevance] model_path (a relative path is read from the working "
+                 "directory), run `tracker train`, or pass --cold-start")
     total = changed = 0
     for fetch in (store.paper_batch, store.post_batch):
         after = None
