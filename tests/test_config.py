@@ -111,6 +111,13 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
         ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
         ('[database]\nurl = "sqlitefoo://x"\n', "key 'database.url': expected a sqlite"),
+        # two slashes make "relative.db" a host; an in-memory store is gone when a command ends
+        ('[database]\nurl = "sqlite://relative.db"\n',
+         "key 'database.url': .*three slashes.*sqlite:///relative.db"),
+        ('[database]\nurl = "sqlite://"\n', "key 'database.url': .*three slashes"),
+        ('[database]\nurl = "sqlite:///"\n', "key 'database.url': .*file path"),
+        ('[database]\nurl = "sqlite:///:memory:"\n', "key 'database.url': .*file path"),
+        ('[database]\nurl = "sqlite+foo:///x.db"\n', "key 'database.url': .*sqlite:///"),
         ('[digest]\nsubject = "{start:%d %b"\n', "key 'digest.subject': cannot be formatted"),
         ('[digest]\nsubject = "Digest {week}"\n', "key 'digest.subject': cannot be formatted"),
         ('[digest]\nunsubscribe = "foo bar"\n', "key 'digest.unsubscribe': expected a mailto"),

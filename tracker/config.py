@@ -52,8 +52,17 @@ _DATABASE_URL = re.compile(r"(?P<scheme>[\w+]+)://(?:[^:/]*(?::[^@]*)?@)?"
 
 def _database_url(value: str) -> str:
     found = _DATABASE_URL.fullmatch(value)
-    if not found or found["scheme"].split("+")[0] not in ("sqlite", "postgresql", "postgres"):
+    if not found or found["scheme"].split("+")[0] not in ("sqlite", "postgresql", "postgres") \
+            or found["scheme"].startswith("sqlite+") and found["scheme"] != "sqlite+pysqlite":
         raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+    if found["scheme"].startswith("sqlite"):
+        scheme, _, rest = value.partition("://")
+        if not rest.startswith("/"):  # "sqlite://x.db" names a host, and SQLite has none
+            raise ValueError(f"a SQLite URL has three slashes before a relative path: "
+                             f"{scheme}:///{rest or 'data/tracker.db'}")
+        path = rest[1:].partition("?")[0]
+        if path in ("", ":memory:"):  # an in-memory store is lost when the command ends
+            raise ValueError("a SQLite URL needs a file path, e.g. sqlite:///data/tracker.db")
     if found["port"] is not None and not (found["port"].isdecimal()
                                           and 0 < int(found["port"]) < 65536):
         raise ValueError("the port in the URL is not a number from 1 to 65535")
