@@ -226,6 +226,22 @@ def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
     changed.close()
 
 
+def test_tune_replays_the_digests_choice_so_archive_never_enters(filled, cfg):
+    app, _ = filled
+    with transaction(app.sessions) as session:  # a backfilled paper: stored now, from 2019
+        session.add(PaperRow(id="1905.00001", version=1, title="Object detection at scale",
+                             abstract="Object detection with sparse attention.",
+                             authors=["A. Author"], categories=["cs.CV"],
+                             published=datetime(2019, 5, 1, tzinfo=UTC),
+                             first_seen_at=NOW - timedelta(days=1),
+                             version_seen_at=NOW - timedelta(days=1)))
+    relevance.rescore(app, now=NOW)
+    changed = App(cfg(keywords={"object detection": 5.0, "spiking neural network": -5.0}))
+    this_week = relevance.tune(changed, weeks=1, now=NOW)[0]
+    assert [row[0].key for row in this_week.entering] == ["2401.00002"]  # 1905.00001: archive
+    changed.close()
+
+
 def _config_file(tmp_path, db_url, **relevance_cfg):
     relevance_cfg.setdefault("model_path", str(tmp_path / "model.joblib"))
     relevance_cfg.setdefault("min_relevant", 1)

@@ -284,17 +284,28 @@ def pick(scored: list[tuple], min_score: float, max_items: int) -> set:
 def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange]:
     """Backtest the current config/model on the last `weeks` weeks of stored items:
     per week, which items would enter or leave the digest. Writes nothing."""
+    from tracker.digest.build import ARCHIVE_AGE
+    from tracker.store import digests
+
     now = now or utcnow()
     cfg = app.config.digest
+    periods = [(now - timedelta(weeks=week + 1), now - timedelta(weeks=week))
+               for week in range(weeks)]
+    weekly = []
     with app.sessions() as session:
-        items = store.recent_items(session, now - timedelta(weeks=weeks))
-    new_scores = {i.key: r.score for i, r in
-                  zip(items, scorer(app).score([_doc(i) for i in items]), strict=True)}
+        for start, end in periods:
+            # the digest's own candidates, scores aside (what it sent stays in: a replay)
+            recent = start - ARCHIVE_AGE
+            papers = digests.candidate_papers(session, start, end, None, cfg.include_updates,
+                                              recent, unsent_only=False)
+            posts = digests.candidate_posts(session, start, end, None, recent)
+            weekly.append(store.items_by_ids(session, [r.id for r in papers],
+                                             [r.id for r in posts]))
+    items = {i.key: i for week in weekly for i in week}
+    new_scores = {key: r.score for key, r in
+                  zip(items, scorer(app).score([_doc(i) for i in items.values()]), strict=True)}
     out = []
-    for week in range(weeks):
-        end = now - timedelta(weeks=week)
-        start = end - timedelta(weeks=1)
-        inside = [i for i in items if i.first_seen_at and start <= i.first_seen_at < end]
+    for (start, end), inside in zip(periods, weekly, strict=True):
         before = pick([(i.key, i.score) for i in inside], cfg.min_score, cfg.max_items)
         after = pick([(i.key, new_scores[i.key]) for i in inside], cfg.min_score, cfg.max_items)
         change = WeekChange(start, end)

@@ -32,32 +32,38 @@ def _sent_paper_ids():
             .where(DigestRow.status == "sent", DigestItemRow.paper_id.is_not(None)))
 
 
-def candidate_papers(session: Session, start: datetime, end: datetime, min_score: float,
-                     include_updates: bool, recent: datetime) -> list[PaperRow]:
+def candidate_papers(session: Session, start: datetime, end: datetime, min_score: float | None,
+                     include_updates: bool, recent: datetime, *,
+                     unsent_only: bool = True) -> list[PaperRow]:
     """Papers first seen in [start, end), published from `recent` on (or undated), scoring
-    >= min_score and never sent; with include_updates also older papers (seen before, or
-    published before `recent`) whose new version, dated from `recent` on, was seen in the
-    period. (A backfill stores old papers with old versions: neither kind.)"""
+    >= min_score (any score, or none, when it is None) and never sent (unless not
+    `unsent_only`); with include_updates also older papers (seen before, or published
+    before `recent`) whose new version, dated from `recent` on, was seen in the period.
+    (A backfill stores old papers with old versions: neither kind.)"""
     new = and_(PaperRow.first_seen_at >= start, PaperRow.first_seen_at < end,
-               or_(PaperRow.published.is_(None), PaperRow.published >= recent),
-               PaperRow.id.not_in(_sent_paper_ids()))
+               or_(PaperRow.published.is_(None), PaperRow.published >= recent))
+    if unsent_only:
+        new = and_(new, PaperRow.id.not_in(_sent_paper_ids()))
     wanted = new
     if include_updates:
         updated = and_(or_(PaperRow.first_seen_at < start, PaperRow.published < recent),
                        PaperRow.version_seen_at >= start, PaperRow.version_seen_at < end,
                        or_(PaperRow.updated.is_(None), PaperRow.updated >= recent))
         wanted = or_(new, updated)
-    return list(session.scalars(select(PaperRow).where(wanted, PaperRow.score >= min_score)))
+    if min_score is not None:
+        wanted = and_(wanted, PaperRow.score >= min_score)
+    return list(session.scalars(select(PaperRow).where(wanted)))
 
 
-def candidate_posts(session: Session, start: datetime, end: datetime, min_score: float,
+def candidate_posts(session: Session, start: datetime, end: datetime, min_score: float | None,
                     recent: datetime) -> list[PostRow]:
-    """Posts first seen in [start, end) scoring >= min_score, undated or dated from
-    `recent` on."""
-    return list(session.scalars(select(PostRow).where(
-        PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
-        PostRow.score >= min_score,
-        or_(PostRow.published.is_(None), PostRow.published >= recent))))
+    """Posts first seen in [start, end) scoring >= min_score (any, or none, when it is
+    None), undated or dated from `recent` on."""
+    wanted = and_(PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
+                  or_(PostRow.published.is_(None), PostRow.published >= recent))
+    if min_score is not None:
+        wanted = and_(wanted, PostRow.score >= min_score)
+    return list(session.scalars(select(PostRow).where(wanted)))
 
 
 def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:

@@ -23,15 +23,12 @@ class StoredItem:
     categories: tuple[str, ...]
     score: float | None
     score_model: str | None
-    first_seen_at: datetime | None = None
 
     @property
     def key(self) -> str:
         return str(self.id) if self.kind == "paper" else f"post:{self.id}"
 
 
-# first_seen_at only where it is used (tune): decoding a timestamp per row is a visible part
-# of scoring every ingest batch.
 _PAPER_COLS = (PaperRow.id, PaperRow.title, PaperRow.abstract, PaperRow.categories,
                PaperRow.score, PaperRow.score_model)
 _POST_COLS = (PostRow.id, PostRow.title, PostRow.summary_text, PostRow.score,
@@ -40,12 +37,12 @@ _POST_COLS = (PostRow.id, PostRow.title, PostRow.summary_text, PostRow.score,
 
 def _paper(row) -> StoredItem:
     return StoredItem("paper", row.id, row.title, row.abstract, tuple(row.categories or ()),
-                      row.score, row.score_model, row._mapping.get("first_seen_at"))
+                      row.score, row.score_model)
 
 
 def _post(row) -> StoredItem:
     return StoredItem("post", row.id, row.title, row.summary_text or "", (), row.score,
-                      row.score_model, row._mapping.get("first_seen_at"))
+                      row.score_model)
 
 
 def _rows(session: Session, query):
@@ -82,15 +79,6 @@ def post_batch(session: Session, after: int | None, limit: int) -> list[StoredIt
     if after is not None:
         query = query.where(PostRow.id > after)
     return [_post(r) for r in _rows(session, query)]
-
-
-def recent_items(session: Session, since: datetime) -> list[StoredItem]:
-    """Items first stored at or after `since` (what recent digests chose from)."""
-    papers = session.execute(select(*_PAPER_COLS, PaperRow.first_seen_at)
-                             .where(PaperRow.first_seen_at >= since))
-    posts = session.execute(select(*_POST_COLS, PostRow.first_seen_at)
-                            .where(PostRow.first_seen_at >= since))
-    return [_paper(r) for r in papers] + [_post(r) for r in posts]
 
 
 def trained_score_models(session: Session) -> list[str]:
