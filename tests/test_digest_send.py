@@ -538,6 +538,16 @@ def test_login_uses_the_password_from_the_environment_and_never_shows_it(
         assert server.password not in caplog.text
 
 
+def test_a_username_without_a_password_is_a_clear_error_before_any_smtp(make_config,
+                                                                          monkeypatch):
+    with AuthSmtpServer() as server:
+        app = _login_app(make_config, server)
+        monkeypatch.delenv("TRACKER_SMTP_PASSWORD", raising=False)
+        with pytest.raises(SendError, match=r"username is set.*TRACKER_SMTP_PASSWORD is not"):
+            send_digest(app, now=NOW)
+        assert server.envelopes == [] and [row.status for row in ledger(app)] == ["failed"]
+
+
 def test_a_username_for_a_server_without_login_says_so(make_config, monkeypatch):
     with SmtpServer() as server:  # offers no AUTH
         app = _login_app(make_config, server)

@@ -60,6 +60,10 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
             password: str | None) -> Delivery:
     """Send; return once the server accepted the message for at least one recipient."""
     where = f"{smtp.host}:{smtp.port} ({smtp.security})"
+    if smtp.username and not password:  # an empty AUTH LOGIN answer can leave a server waiting
+        raise SendError("[smtp] username is set, but $TRACKER_SMTP_PASSWORD is not",
+                        hint="export TRACKER_SMTP_PASSWORD=... for the mail account, or "
+                             "leave [smtp] username empty for a server without login")
     try:
         client = _connect(smtp)
     except (OSError, smtplib.SMTPException) as exc:  # refused, DNS, timeout, TLS
@@ -69,7 +73,7 @@ def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
                         ) from None
     try:
         if smtp.username:
-            _login(client, where, smtp.username, password or "")
+            _login(client, where, smtp.username, password)
         refused = client.send_message(message, to_addrs=recipients)
     except (OSError, smtplib.SMTPException) as exc:
         raise SendError(f"SMTP server {where} did not accept the digest: {_reason(exc)}",
