@@ -204,8 +204,22 @@ def _unique_feed_names(value: list[FeedConfig]) -> list[FeedConfig]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"feed names must be unique; repeated: {', '.join(duplicates)}")
-    if "arxiv" in names:
-        raise ValueError("'arxiv' is reserved for the arXiv source; pick another feed name")
+    for reserved in ("arxiv", "feeds"):  # `tracker fetch --source` names these
+        if reserved in names:
+            raise ValueError(f"{reserved!r} is reserved (`--source {reserved}`); pick another "
+                             "feed name")
+    return value
+
+
+# an arXiv category code: cs.LG, q-bio.NC, physics.bio-ph, cond-mat.dis-nn, hep-th
+_CATEGORY = re.compile(r"[a-z]+(-[a-z]+)?(\.[A-Za-z]+(-[a-z]+)?)?")
+
+
+def _categories(value: list[str]) -> list[str]:
+    for category in value:
+        if not _CATEGORY.fullmatch(category):
+            raise ValueError(f"{category!r} is not an arXiv category code like 'q-bio.NC' "
+                             "(one per list item)")
     return value
 
 
@@ -226,7 +240,7 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class ArxivConfig:
     enabled: bool = True
-    categories: list[str] = key(factory=lambda: [
+    categories: list[str] = key(check=_categories, factory=lambda: [
         "q-bio.NC", "cs.NE", "cs.LG", "cs.AI", "stat.ML", "cs.CV", "cs.CL", "eess.SP",
     ])
     query: str = ""
