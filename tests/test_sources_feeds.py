@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,24 @@ def test_connection_failure_is_one_short_reason():
     message = str(error.value)
     assert message.startswith(f"cannot fetch {url}: ") and "Connection refused" in message
     assert "HTTPConnectionPool" not in message and "\n" not in message
+
+
+def test_a_date_no_post_can_have_is_no_date():
+    """A post dated in 2099 would head every date-sorted listing for decades; one dated
+    1900 or year 1 would read as archive and never reach a digest. Both are dropped (the
+    post is kept, undated: first seen decides); real dates stay."""
+    future, ancient, year_one, real = parse_entries(
+        *(f"<entry><id>{i}</id><title>t{i}</title><updated>{stamp}</updated></entry>"
+          for i, stamp in enumerate(("2099-01-01T00:00:00Z", "1900-01-01T00:00:00Z",
+                                     "0001-01-01T00:00:00Z", "2026-11-20T08:00:00Z"))))
+    assert (future.published, ancient.published, year_one.published) == (None, None, None)
+    assert real.published.isoformat() == "2026-11-20T08:00:00+00:00"
+    assert len({future.guid, ancient.guid, year_one.guid, real.guid}) == 4
+    # without id or link, identity hashes the date as given: a post dated tomorrow + 2
+    # days stays the same post when that day comes
+    soon = "<entry><title>Soon</title><updated>{}</updated></entry>"
+    ahead = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    early, = parse_entries(soon.format(ahead))
+    assert early.published is None
+    real_date = feeds._date(time.strptime(ahead, "%Y-%m-%dT%H:%M:%SZ"))
+    assert early.guid == feeds._identity({}, "Soon", real_date, early.summary_text)

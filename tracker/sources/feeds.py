@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import feedparser
 import nh3
@@ -141,7 +141,10 @@ def _describe(exc) -> str:
 def _post(feed: str, entry) -> Post:
     title = _title(entry) or "(untitled)"
     link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
-    published = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
+    dated = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
+    # identity takes the date as given: one that becomes plausible later is the same entry
+    published = dated if dated and _FIRST_POSSIBLE <= dated <= datetime.now(UTC) + _CLOCK_SKEW \
+        else None
     content = _content_html(entry)
     # a summary that is only markup (an image, say) says less than the content
     summary = plain_text(entry.get("summary", "")) or plain_text(content)
@@ -150,7 +153,7 @@ def _post(feed: str, entry) -> Post:
                            *(lk.get("href", "") for lk in entry.get("links", []))])
     return Post(
         feed=feed,
-        guid=_identity(entry, title, published, summary),
+        guid=_identity(entry, title, dated, summary),
         title=title,
         link=link,
         author=plain_text(author) or None,
@@ -159,6 +162,12 @@ def _post(feed: str, entry) -> Post:
         published=published,
         refs=extract_refs(searchable),
     )
+
+
+# No post predates the web; one dated ahead of the clock would head date-sorted listings
+# for years. Such a date says nothing, and the post is stored undated (first seen decides).
+_FIRST_POSSIBLE = datetime(1991, 1, 1, tzinfo=UTC)
+_CLOCK_SKEW = timedelta(days=1)
 
 
 def _title(entry) -> str:
