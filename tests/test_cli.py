@@ -122,3 +122,24 @@ def _base_env():
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+
+
+def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, monkeypatch):
+    """Run from the wrong directory, a relative sqlite:/// path names a file that is not
+    there: reading commands say where they looked instead of answering from a new, empty
+    store (and leave no file or folder behind); `status` shows the path it reads."""
+    missing = tmp_path / "elsewhere" / "tracker.db"
+    env = {"TRACKER_DATABASE_URL": f"sqlite:///{missing}", "TRACKER_CONFIG": ""}
+    for command in (["search", "dendrites"], ["show", "2401.00001"], ["export"],
+                    ["explain", "2401.00001"], ["tune"], ["digest", "preview"],
+                    ["digest", "list"], ["db", "current"]):
+        result = run(*command, env=env)
+        assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
+        assert f"error: no database at {missing}" in result.output
+        assert "tracker fetch" in result.output
+        assert not missing.parent.exists(), command
+    monkeypatch.chdir(tmp_path)  # a new install: status creates the store, and says where
+    result = run("status", env={**env, "TRACKER_DATABASE_URL": "sqlite:///data/t.db"})
+    assert result.exit_code == 0, result.output
+    assert f"database  sqlite:///data/t.db ({tmp_path / 'data' / 't.db'})" in result.output
+    assert (tmp_path / "data" / "t.db").is_file()

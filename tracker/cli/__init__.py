@@ -117,13 +117,14 @@ def get_config(ctx: click.Context):
     return root.obj["config"]
 
 
-def get_app(ctx: click.Context):
-    """An App for the command; its engine is disposed when the command ends."""
+def get_app(ctx: click.Context, *, existing: bool = False):
+    """An App for the command; its engine is disposed when the command ends. A command
+    that only reads passes `existing`: it never creates a SQLite database."""
     from tracker.pipeline import App
 
     root = ctx.find_root()
     if "app" not in root.obj:
-        app = App(get_config(ctx))
+        app = App(get_config(ctx), existing=existing)
         root.obj["app"] = app
         root.call_on_close(app.close)
     return root.obj["app"]

@@ -50,7 +50,7 @@ def db_current(ctx: click.Context) -> None:
     """
     from tracker.store import db as store_db
 
-    app = get_app(ctx)
+    app = get_app(ctx, existing=True)
     current = store_db.current_revision(app.engine)
     head = store_db.head_revision(app.engine)
     state = "up to date" if current == head else "run `tracker db upgrade`"

@@ -39,7 +39,7 @@ def preview_command(ctx: click.Context, out: Path | None, text: bool) -> None:
     from tracker.pipeline import utcnow
     from tracker.pipeline.digest import preview
 
-    prepared = preview(get_app(ctx), now=utcnow())
+    prepared = preview(get_app(ctx, existing=True), now=utcnow())
     rendered = prepared.rendered
     body = rendered.text if text else rendered.html
     digest = prepared.digest
@@ -95,7 +95,7 @@ def list_command(ctx: click.Context, limit: int, fmt: str) -> None:
     """
     from tracker.pipeline.digest import list_digests
 
-    rows = list_digests(get_app(ctx), limit=limit)
+    rows = list_digests(get_app(ctx, existing=True), limit=limit)
     if fmt == "json":
         echo_json([{**row, **{k: _iso(row[k]) for k in
                               ("period_start", "period_end", "claimed_at", "sent_at")}}

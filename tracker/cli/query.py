@@ -69,7 +69,8 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
     text = " ".join(query)
-    items = search(get_app(ctx), text, filters, sort=sort, limit=limit, offset=offset)
+    items = search(get_app(ctx, existing=True), text, filters, sort=sort, limit=limit,
+                   offset=offset)
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     key = json.dumps([text, repr(filters), sort], sort_keys=True)
     title = f"NeuroAI tracker: {text or 'all items'}" + (
@@ -112,7 +113,7 @@ def show_command(ctx: click.Context, item_id: str, fmt: str) -> None:
     from tracker.cli.formats import jsonable
     from tracker.pipeline.query import show
 
-    record = show(get_app(ctx), item_id)
+    record = show(get_app(ctx, existing=True), item_id)
     if fmt == "json":
         echo_json(jsonable(record))
         return
@@ -168,7 +169,7 @@ def export_command(ctx: click.Context, fmt: str, out: str | None) -> None:
     from tracker.cli import formats
     from tracker.pipeline.query import count_items, export
 
-    app = get_app(ctx)
+    app = get_app(ctx, existing=True)
     total = count_items(app) if sys.stderr.isatty() else 0
     with click.progressbar(length=total, label="exporting", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:

@@ -48,7 +48,7 @@ def label_command(ctx: click.Context, item_id: str, value: str) -> None:
     """
     from tracker.pipeline import relevance
 
-    click.echo(f"{item_id}: {relevance.label(get_app(ctx), item_id, value)}")
+    click.echo(f"{item_id}: {relevance.label(get_app(ctx, existing=True), item_id, value)}")
 
 
 @click.command("explain")
@@ -69,7 +69,7 @@ def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> Non
 
     from tracker.pipeline import relevance
 
-    item, why = relevance.explain(get_app(ctx), item_id, top)
+    item, why = relevance.explain(get_app(ctx, existing=True), item_id, top)
     if fmt == "json":
         echo_json({"id": item.key, "title": item.title, **asdict(why),
                    "stored_score": item.score, "stored_model": item.score_model})
@@ -154,7 +154,7 @@ def tune_command(ctx: click.Context, weeks: int, fmt: str) -> None:
     """
     from tracker.pipeline import relevance
 
-    changes = relevance.tune(get_app(ctx), weeks=weeks)
+    changes = relevance.tune(get_app(ctx, existing=True), weeks=weeks)
     if fmt == "json":
         echo_json([{"start": c.start, "end": c.end,
                     "entering": [_row(r) for r in c.entering],

@@ -28,10 +28,15 @@ def utcnow() -> datetime:
 @dataclass
 class App:
     config: Config
+    # for commands that only read: a SQLite file that is not there is an error, not a new
+    # empty store (a relative path read from another working directory looks the same)
+    existing: bool = False
     _checked: bool = field(default=False, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
+        if self.existing:
+            db.require_file(self.config.database_url)
         return db.make_engine(self.config.database_url)
 
     @property

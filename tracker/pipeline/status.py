@@ -9,6 +9,7 @@ from tracker.config import mask_url
 from tracker.pipeline import App, utcnow
 from tracker.pipeline.cycle import holder_gone
 from tracker.store import runs
+from tracker.store.db import sqlite_path
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -61,6 +62,7 @@ def collect(app: App, upcoming: dict[str, datetime], now: datetime | None = None
     return {
         "now": _iso(now),
         "database": mask_url(config.database_url),
+        "database_file": str(file) if (file := sqlite_path(config.database_url)) else None,
         "store": counts,
         "jobs": jobs,
         "running": locks,
@@ -87,7 +89,10 @@ def _table(headers: list[str], rows: list[list]) -> list[str]:
 
 def render_table(report: dict) -> str:
     store = report["store"]
-    lines = [f"database  {report['database']}",
+    where = report["database"]
+    if report["database_file"] and not where.endswith(report["database_file"]):
+        where += f" ({report['database_file']})"  # a relative path, as it is read here
+    lines = [f"database  {where}",
              "store     " + ", ".join(f"{v} {k}" for k, v in store.items()), "", "jobs"]
     job_rows = []
     for job in report["jobs"]:

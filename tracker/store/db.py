@@ -75,6 +75,24 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, absolute (a relative one is read from the working
+    directory); None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database).absolute()
+
+
+def require_file(url: str) -> None:
+    """StoreError if `url` names a SQLite file that does not exist."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(f"no database at {path}",
+                         hint="`tracker fetch` creates it; a relative [database] url is read "
+                              "from the working directory")
+
+
 def sqlite_dbapi():
     """The newest SQLite at hand: pysqlite3-binary's where it is installed (the fast-sqlite
     extra), else the standard library's. Ranking full-text matches is most of a search's
