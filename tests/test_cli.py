@@ -131,7 +131,8 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
     missing = tmp_path / "elsewhere" / "tracker.db"
     env = {"TRACKER_DATABASE_URL": f"sqlite:///{missing}", "TRACKER_CONFIG": ""}
     for command in (["search", "dendrites"], ["show", "2401.00001"], ["export"],
-                    ["explain", "2401.00001"], ["tune"], ["digest", "preview"],
+                    ["explain", "2401.00001"], ["label", "2401.00001", "relevant"], ["tune"],
+                    ["digest", "preview"],
                     ["digest", "list"], ["db", "current"]):
         result = run(*command, env=env)
         assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
