@@ -81,6 +81,13 @@ def run_command(ctx: click.Context) -> None:
         if result.error or result.detail:
             line += f": {result.error or result.detail}"
         click.echo(line)
+    if all(result.job != "digest" for result in results):
+        from tracker.pipeline import utcnow
+        from tracker.scheduler import next_fire_times
+
+        due = next_fire_times(get_app(ctx).config, utcnow())["digest"]
+        click.echo(f"digest: not due (next {due:%Y-%m-%d %H:%M} UTC)" if due
+                   else "digest: not due")
     if any(r.outcome == "failed" for r in results):
         ctx.exit(1)
 
