@@ -65,6 +65,8 @@ def test_db_upgrade_then_current(db_url):
     assert first.exit_code == 0 and "upgraded (empty) -> 0" in first.output
     again = run("db", "upgrade", env=env)
     assert again.exit_code == 0 and "already at revision" in again.output
+    older = run("db", "upgrade", "--revision", "0002", env=env)
+    assert older.exit_code == 0 and "past 0002 (upgrade never goes down)" in older.output
     current = run("db", "current", env=env)
     assert "up to date" in current.output
 

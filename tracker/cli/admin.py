@@ -34,7 +34,8 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     before, after = store_db.upgrade(app.engine, revision)
     where = mask_url(app.config.database_url)
     if before == after:
-        click.echo(f"{where}: already at revision {after}")
+        past = "" if revision in ("head", after) else f", past {revision} (upgrade never goes down)"
+        click.echo(f"{where}: already at revision {after}{past}")
     else:
         click.echo(f"{where}: upgraded {before or '(empty)'} -> {after}")
 
