@@ -373,3 +373,19 @@ def test_an_entry_that_moved_is_the_same_post(feed_app, local_server, old, moved
     assert (rep.new, rep.updated) == (0, 1)
     (row,) = posts(app)
     assert row.link == moved[1]
+
+
+def test_a_disabled_source_named_by_source_is_fetched_with_a_warning(make_config, local_server,
+                                                                      caplog):
+    local_server.route("/quiet", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
+    app = App(make_config({"arxiv": {"enabled": False}, "feeds": [
+        {"name": "quiet", "url": local_server.url("/quiet"), "enabled": False}]}))
+    try:
+        assert fetch(app, now=NOW).sources == []  # not fetched unless asked for
+        with caplog.at_level("WARNING", logger="tracker.pipeline.ingest"):
+            [rep] = fetch(app, now=NOW, only="quiet").sources
+        assert rep.new == 3 and len(posts(app)) == 3
+        assert ["quiet is disabled in the config; fetched because --source names it"] == [
+            r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    finally:
+        app.close()

@@ -242,6 +242,8 @@ def _select(config, only: str | None):
     if only is None:
         return config.arxiv.enabled, feeds
     if only == "arxiv":
+        if not config.arxiv.enabled:
+            log.warning("arxiv is disabled in the config; fetched because --source names it")
         return True, []
     if only == "feeds":
         return False, feeds
@@ -249,6 +251,8 @@ def _select(config, only: str | None):
     if not named:
         names = ", ".join(["arxiv", "feeds", *(f.name for f in config.feeds)])
         raise InputError(f"unknown source {only!r}", hint=f"one of: {names}")
+    if not named[0].enabled:
+        log.warning("%s is disabled in the config; fetched because --source names it", only)
     return False, named
 
 
