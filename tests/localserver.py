@@ -17,6 +17,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (for timeouts)
     truncate_at: int | None = None  # send only this many bytes, then close
+    trickle: float = 0.0  # seconds between 64-byte pieces of the body (a slow server)
 
 
 @dataclass
@@ -89,8 +90,12 @@ class LocalServer:
             handler.send_header("Connection", "close")
         handler.end_headers()
         try:
-            handler.wfile.write(body if reply.truncate_at is None else body[: reply.truncate_at])
-            handler.wfile.flush()
+            body = body if reply.truncate_at is None else body[: reply.truncate_at]
+            pieces = [body[i:i + 64] for i in range(0, len(body), 64)] if reply.trickle else [body]
+            for piece in pieces:
+                handler.wfile.write(piece)
+                handler.wfile.flush()
+                time.sleep(reply.trickle)
         except (BrokenPipeError, ConnectionResetError):
             return  # the client gave up (e.g. its timeout fired); that is the point
         if reply.truncate_at is not None:

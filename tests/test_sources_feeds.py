@@ -148,6 +148,39 @@ def test_connection_failure_is_one_short_reason():
     assert "HTTPConnectionPool" not in message and "\n" not in message
 
 
+def test_the_timeout_bounds_a_body_the_server_trickles_out(local_server):
+    """requests' timeout applies to each read: a server sending a byte now and then would
+    hold the fetch (and its lease) for as long as it likes."""
+    from tests.localserver import Reply
+
+    body = (DATA / "neuro_rss.xml").read_bytes()  # 64 bytes every 0.2 s: several seconds
+    local_server.route("/slow", Reply(200, body, {"Content-Type": "application/rss+xml"},
+                                      trickle=0.2))
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="took longer than the timeout"):
+        feeds.fetch(local_server.url("/slow"), etag=None, last_modified=None, timeout=1.0,
+                    max_bytes=1_000_000, user_agent="t")
+    assert time.monotonic() - started < len(body) / 64 * 0.2 / 2  # well before the end
+
+
+def test_a_gzipped_feed_is_read_and_its_cap_counts_the_unpacked_bytes(local_server):
+    import gzip
+
+    from tests.localserver import Reply
+
+    gzipped = {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}
+    local_server.route("/gz", Reply(200, gzip.compress((DATA / "neuro_rss.xml").read_bytes()),
+                                    gzipped))
+    got = feeds.fetch(local_server.url("/gz"), etag=None, last_modified=None, timeout=5,
+                      max_bytes=10_000, user_agent="t")
+    assert got.body == (DATA / "neuro_rss.xml").read_bytes()
+    bomb = gzip.compress(b"<rss>" + b" " * 20_000_000)  # 20 MB unpacked from ~20 kB
+    local_server.route("/bomb", Reply(200, bomb, gzipped))
+    with pytest.raises(SourceError, match="larger than 1000000 bytes"):
+        feeds.fetch(local_server.url("/bomb"), etag=None, last_modified=None, timeout=5,
+                    max_bytes=1_000_000, user_agent="t")
+
+
 def test_a_date_no_post_can_have_is_no_date():
     """A post dated in 2099 would head every date-sorted listing for decades; one dated
     1900 or year 1 would read as archive and never reach a digest. Both are dropped (the

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import feedparser
 import nh3
 import requests
+import urllib3
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Post, canonical_arxiv_id
@@ -91,16 +92,23 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
 
 def _read_capped(resp: requests.Response, max_bytes: int, url: str, deadline: float) -> bytes:
     """The body, refusing more than max_bytes, and a server that trickles it out for longer
-    than the timeout (requests' own timeout applies to each read, not the whole body)."""
+    than the timeout (requests' own timeout applies to each read, not the whole body).
+    read1 returns what one socket read brings, so the deadline is checked as bytes come
+    (iter_content would wait for a whole chunk first)."""
     chunks, size = [], 0
-    for chunk in resp.iter_content(64 * 1024):
-        if time.monotonic() > deadline:
-            raise SourceError(f"{url} took longer than the timeout to send its body")
-        size += len(chunk)
-        if size > max_bytes:
-            raise SourceError(f"{url} is larger than {max_bytes} bytes",
-                              hint="raise [feed_fetch] max_bytes if the feed is genuine")
-        chunks.append(chunk)
+    try:
+        while chunk := resp.raw.read1(64 * 1024, decode_content=True):
+            size += len(chunk)
+            if size > max_bytes:
+                raise SourceError(f"{url} is larger than {max_bytes} bytes",
+                                  hint="raise [feed_fetch] max_bytes if the feed is genuine")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise SourceError(f"{url} took longer than the timeout to send its body")
+    except urllib3.exceptions.ReadTimeoutError:
+        raise requests.Timeout() from None
+    except urllib3.exceptions.HTTPError as exc:  # a cut connection, a broken gzip stream
+        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
     return b"".join(chunks)
 
 
