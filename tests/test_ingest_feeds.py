@@ -83,6 +83,36 @@ def test_posts_refs_and_conditional_get(feed_app, local_server):
     assert state(app, "neuro").last_success_at == later and len(posts(app)) == 3
 
 
+def test_a_feed_moved_to_a_new_url_is_fetched_whole_there(make_config, local_server):
+    """The ETag and Last-Modified of the old URL mean nothing to the new one: sent there,
+    a 304 would keep every post of the new URL out for good."""
+    validators = {"ETag": '"v1"', "Last-Modified": "Thu, 26 Nov 2026 09:12:44 GMT"}
+
+    def serve(body):
+        def reply(request):
+            if request.headers.get("If-None-Match") == '"v1"':
+                return Reply(304, b"", validators)
+            return Reply(200, body, RSS | validators)
+        return reply
+
+    local_server.route("/old", serve(b"<rss version='2.0'><channel><title>t</title></channel>"
+                                     b"</rss>"))
+    local_server.route("/new", serve((DATA / "neuro_rss.xml").read_bytes()))
+    apps = [App(make_config({"arxiv": {"enabled": False},
+                             "feeds": [{"name": "neuro", "url": local_server.url(path)}]}))
+            for path in ("/old", "/new")]
+    try:
+        assert fetch(apps[0], now=NOW).sources[0].error is None
+        (moved,) = fetch(apps[1], now=NOW + timedelta(hours=1)).sources
+        assert "If-None-Match" not in local_server.hits("/new")[0].headers
+        assert (moved.new, moved.unchanged) == (3, False) and len(posts(apps[1])) == 3
+        (again,) = fetch(apps[1], now=NOW + timedelta(hours=2)).sources
+        assert again.unchanged and local_server.hits("/new")[-1].headers["If-None-Match"] == '"v1"'
+    finally:
+        for app in apps:
+            app.close()
+
+
 def test_a_changed_entry_is_updated_never_duplicated(feed_app, local_server):
     body = (DATA / "neuro_rss.xml").read_bytes()
     local_server.route("/neuro", Reply(200, body, RSS),

@@ -214,7 +214,7 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
 
     opts = app.config.feed_fetch
     with app.sessions() as session:
-        etag, modified = items.http_cache(session, feed.name)
+        etag, modified = items.http_cache(session, feed.name, feed.url)
     resp = source.fetch(feed.url, etag=etag, last_modified=modified,
                         timeout=opts.timeout_seconds, max_bytes=opts.max_bytes,
                         user_agent=opts.user_agent)
@@ -228,7 +228,7 @@ def _fetch_feed(app, feed, now: datetime, rep: SourceReport) -> None:
         result = items.upsert_posts(session, parsed.posts, now)
         rep.errors += _Scoring(app).write(session, result, now)
         items.record_success(session, feed.name, "feed", now, warning=parsed.warning,
-                             etag=resp.etag, last_modified=resp.last_modified, validators=True)
+                             url=feed.url, etag=resp.etag, last_modified=resp.last_modified)
     if parsed.warning:
         log.warning("feed %s: %s", feed.name, parsed.warning)
     rep.fetched, rep.new, rep.updated = len(parsed.posts), len(result.new), len(result.updated)

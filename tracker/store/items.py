@@ -244,23 +244,28 @@ def advance_cursor(session: Session, name: str, kind: str, cursor: datetime | No
 KEEP = object()  # record_success(warning=KEEP): leave the last warning as it is (HTTP 304)
 
 
-def http_cache(session: Session, name: str) -> tuple[str | None, str | None]:
-    """The stored ETag and Last-Modified of a feed, for a conditional GET."""
+def http_cache(session: Session, name: str, url: str) -> tuple[str | None, str | None]:
+    """The stored ETag and Last-Modified of a feed, for a conditional GET of `url`: none
+    when they came from another URL (the feed moved in the config)."""
     row = session.get(SourceStateRow, name)
-    return (row.etag, row.last_modified) if row else (None, None)
+    if row is None or row.validators_url != url:
+        return None, None
+    return row.etag, row.last_modified
 
 
 def record_success(session: Session, name: str, kind: str, now: datetime, *,
-                   warning=None, etag: str | None = None,
-                   last_modified: str | None = None, validators: bool = False) -> None:
+                   warning=None, url: str | None = None, etag: str | None = None,
+                   last_modified: str | None = None) -> None:
+    """Health after a good fetch; with `url`, the ETag/Last-Modified that came with what
+    was just stored from it."""
     row = source_state(session, name, kind)
     row.last_attempt_at = now
     row.last_success_at = now
     row.consecutive_failures = 0
     if warning is not KEEP:
         row.last_warning = warning
-    if validators:  # the ETag/Last-Modified that came with what was just stored
-        row.etag, row.last_modified = etag, last_modified
+    if url is not None:
+        row.validators_url, row.etag, row.last_modified = url, etag, last_modified
 
 
 def record_failure(session: Session, name: str, kind: str, now: datetime, error: str) -> None:

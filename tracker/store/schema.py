@@ -167,6 +167,7 @@ source_state = Table(
     _col("cursor", Timestamp, null=True),
     _col("etag", Text, null=True),
     _col("last_modified", Text, null=True),
+    _col("validators_url", Text, null=True),  # the feed URL etag/last_modified came from
     _col("last_attempt_at", Timestamp, null=True),
     _col("last_success_at", Timestamp, null=True),
     _col("last_error", Text, null=True),
