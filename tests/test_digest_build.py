@@ -32,6 +32,20 @@ def test_select_is_best_first_and_capped():
     assert omitted == 1
 
 
+def test_a_post_carried_by_two_feeds_is_one_entry_naming_both():
+    def post(pid, score, feed, url="https://blog.example.org/p/1"):
+        return build.Item("post", pid, "Same post", url, score, START, source=feed)
+
+    items = [post("post:1", 0.6, "planet"), post("post:2", 0.8, "blog"), _item("a", 0.7),
+             post("post:3", 0.5, "blog", url=None), post("post:4", 0.5, "other", url=None)]
+    chosen, omitted = build.select(items, 10)
+    assert [(i.id, i.source) for i in chosen] == [("post:2", "blog, planet"), ("a", "arXiv"),
+                                                  ("post:3", "blog"), ("post:4", "other")]
+    assert omitted == 0
+    assert [i.id for i in build.select(items, 1)[0]] == ["post:2"]
+    assert build.select(items, 1)[1] == 3  # items left out, each counted once
+
+
 def test_posts_citing_a_paper_sit_beside_it_others_get_their_own_section():
     papers = [_item("2611.1", 0.9), _item("2611.2", 0.8)]
     posts = [_item("post:1", 0.7, "post", refs=["2611.2"]),

@@ -6,7 +6,7 @@ needs (including `now`/period bounds) so the choices can be tested on plain valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 FIRST_PERIOD = timedelta(days=7)
@@ -88,9 +88,22 @@ def period(last_end: datetime | None, period_end: datetime) -> tuple[datetime, d
 
 def select(candidates: list[Item], max_items: int) -> tuple[list[Item], int]:
     """Best first (score, then newest, then id for a stable order), at most max_items.
-    Returns (chosen, how many were left out)."""
+    A post that several feeds carry (same link) is one entry, the best-scored copy, naming
+    every feed. Returns (chosen, how many were left out)."""
     ranked = sorted(candidates, key=lambda i: (-i.score, -i.seen_at.timestamp(), i.id))
-    return ranked[:max_items], max(0, len(ranked) - max_items)
+    feeds_of: dict[str, list[str]] = {}
+    for item in ranked:
+        if item.kind == "post" and item.url:
+            feeds_of.setdefault(item.url, []).append(item.source)
+    unique, shown = [], set()
+    for item in ranked:
+        if item.kind == "post" and item.url:
+            if item.url in shown:
+                continue
+            shown.add(item.url)
+            item = replace(item, source=", ".join(dict.fromkeys(feeds_of[item.url])))
+        unique.append(item)
+    return unique[:max_items], max(0, len(unique) - max_items)
 
 
 def assemble(start: datetime, end: datetime, papers: list[Item], posts: list[Item],
