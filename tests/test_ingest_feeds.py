@@ -405,6 +405,25 @@ def test_an_entry_that_moved_is_the_same_post(feed_app, local_server, old, moved
     assert row.link == moved[1]
 
 
+def test_an_edited_entry_dated_only_by_its_update_is_the_same_post(feed_app, local_server):
+    """Without <published>, the entry's date is its <updated>, which an edit moves: that is
+    no sign of a reused id (a new slug and title came with the edit)."""
+    def feed(slug, title, updated):
+        return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/"
+                f"Atom'><title>b</title><id>urn:b</id><entry><id>tag:blog,2026:post-42</id>"
+                f"<title>{title}</title><link href='https://b.example/{slug}'/>"
+                f"<updated>{updated}</updated></entry></feed>").encode()
+
+    local_server.route("/edited", Reply(200, feed("draft", "Draft", "2026-11-20T08:00:00Z"), ATOM),
+                       Reply(200, feed("final", "Final", "2026-11-21T09:00:00Z"), ATOM))
+    app = feed_app(["edited"])
+    fetch(app, now=NOW)
+    (rep,) = fetch(app, now=NOW + timedelta(hours=1)).sources
+    assert (rep.new, rep.updated) == (0, 1)
+    (row,) = posts(app)
+    assert (row.title, row.link) == ("Final", "https://b.example/final")
+
+
 def test_a_disabled_source_named_by_source_is_fetched_with_a_warning(make_config, local_server,
                                                                       caplog):
     local_server.route("/quiet", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))

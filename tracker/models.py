@@ -92,6 +92,8 @@ class Post:
     content_html: str = ""
     published: datetime | None = None
     refs: tuple[tuple[str, str], ...] = ()  # ("arxiv", "2210.08340") / ("doi", "10.1/x")
+    # the date is the entry's last update (it gives no publication date): an edit moves it
+    dated_by_update: bool = False
 
 
 @dataclass(frozen=True)

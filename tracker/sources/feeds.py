@@ -150,6 +150,7 @@ def _post(feed: str, entry) -> Post:
     title = _title(entry) or "(untitled)"
     link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
     dated = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
+    dated_by_update = dated is not None and not entry.get("published_parsed")
     # identity takes the date as given: one that becomes plausible later is the same entry
     published = dated if dated and _FIRST_POSSIBLE <= dated <= datetime.now(UTC) + _CLOCK_SKEW \
         else None
@@ -169,6 +170,7 @@ def _post(feed: str, entry) -> Post:
         content_html=nh3.clean(content.replace("\x00", "")) if content else "",
         published=published,
         refs=extract_refs(searchable),
+        dated_by_update=dated_by_update,
     )
 
 

@@ -198,8 +198,11 @@ def _other_scheme(guid: str) -> str:
 
 
 def _reused(session: Session, feed: str, guid: str, plain, post: Post) -> bool:
-    """Whether the feed has given `guid` to another entry than the stored one."""
-    if plain.published and post.published and plain.published != post.published:
+    """Whether the feed has given `guid` to another entry than the stored one: another
+    publication date says so (an update date moves with every edit), as do entries that
+    share the guid already."""
+    if not post.dated_by_update and plain.published and post.published \
+            and plain.published != post.published:
         return True
     prefix = _shared_prefix(guid)
     found = session.scalar(select(PostRow.id).where(  # substr: LIKE ignores case in SQLite
