@@ -201,7 +201,7 @@ def _match_postgres(stmt, side: _Side, node, author):
         parts.append(q.to_tsquery(author, weight="B"))  # 0002 weights authors B
     query = _tsquery(" & ".join(parts))
     vector = literal_column(f"{side.table.name}.search_vector")
-    if node is not None and q.has_edge_stop_word(node):
+    if node is not None and q.has_stop_word_phrase(node):
         # the query as a tree of conditions, so that each such phrase is tested on the text
         # where it stands (under OR or NOT too); each @@ still uses the GIN index
         stmt = stmt.where(_condition(side, vector, node))
@@ -224,17 +224,22 @@ def _condition(side: _Side, vector, node):
         parts = [_condition(side, vector, part) for part in node.parts]
         return and_(*parts) if isinstance(node, q.And) else or_(*parts)
     match = vector.op("@@", is_comparison=True)(_tsquery(q.to_tsquery(node)))
-    return and_(match, _phrase_on_text(side, node)) if q.edge_stop_word(node) else match
+    return and_(match, _phrase_on_text(side, node)) if q.stop_word_phrase(node) else match
+
+
+_FIELD_BREAK = "\x1f"  # between fields of the text: no phrase runs across it
 
 
 def _phrase_on_text(side: _Side, term):
-    """The phrase's words in order in the item's text, with only spaces or punctuation
-    between them (the index reads punctuation as a word break, migration 0006): stop words
-    whole, other words from their English stem on, as the index stems them."""
+    """The phrase's words in order within one field of the item's text, with only spaces
+    or punctuation between them (the index reads punctuation as a word break, migration
+    0006): stop words whole, other words as typed or from their English stem on, less its
+    last letter ("codings" stems to "code"; "cod" starts "coding"): as near as a pattern
+    gets to the index's stemming, which the @@ beside it checks."""
     pieces = [literal(r"\m", String)]
     for i, word in enumerate(term.words):
         if i:
-            pieces.append(literal("[^[:alnum:]]+", String))
+            pieces.append(literal(f"[^[:alnum:]{_FIELD_BREAK}]+", String))
         if term.prefix and i == len(term.words) - 1:
             pieces.append(literal(word + "[[:alnum:]]*", String))
         elif word in q.STOPWORDS:
@@ -242,15 +247,17 @@ def _phrase_on_text(side: _Side, term):
         else:
             stem = func.array_to_string(func.ts_lexize(
                 literal_column("'english_stem'::regdictionary"), literal(word, String)), "")
-            pieces.append(func.concat(stem, "[[:alnum:]]*"))
+            # a stem's last letter may differ from the word's (code: coding, happi: happy)
+            start = func.left(stem, func.greatest(func.length(stem) - 1, 2))
+            pieces.append(func.concat("(", literal(word, String), "|", start, ")[[:alnum:]]*"))
     from sqlalchemy.dialects.postgresql import JSONB
 
     t = side.table
     if side.kind == "paper":  # the authors as the index reads them (jsonb decodes \u escapes)
-        text = func.concat_ws(" ", t.c.title, t.c.abstract,
+        text = func.concat_ws(_FIELD_BREAK, t.c.title, t.c.abstract,
                               cast(cast(t.c.authors, JSONB), String))
     else:
-        text = func.concat_ws(" ", t.c.title, t.c.summary_text, t.c.author)
+        text = func.concat_ws(_FIELD_BREAK, t.c.title, t.c.summary_text, t.c.author)
     return text.op("~*", is_comparison=True)(func.concat(*pieces))
 
 

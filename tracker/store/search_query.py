@@ -228,20 +228,21 @@ def to_fts5(node, column: str | None = None) -> str:
     return text
 
 
-def edge_stop_word(node) -> bool:
-    """A phrase of several words that begins or ends with a stop word. PostgreSQL's tsquery
-    drops such a word (an inner one leaves a gap it keeps), so "in-context" would match
-    every "context": the PostgreSQL search tests these phrases on the text as well."""
-    return isinstance(node, Term) and len(node.words) > 1 and (
-        node.words[0] in STOPWORDS or node.words[-1] in STOPWORDS)
+def stop_word_phrase(node) -> bool:
+    """A phrase of several words with a stop word in it. PostgreSQL's tsquery drops such a
+    word (an inner one leaves a gap that any word fills), so "in-context" would match every
+    "context" and "coding of cortex" "coding in cortex": the PostgreSQL search tests these
+    phrases on the text as well."""
+    return isinstance(node, Term) and len(node.words) > 1 and any(
+        word in STOPWORDS for word in node.words)
 
 
-def has_edge_stop_word(node) -> bool:
+def has_stop_word_phrase(node) -> bool:
     if isinstance(node, Term):
-        return edge_stop_word(node)
+        return stop_word_phrase(node)
     if isinstance(node, Not):
-        return has_edge_stop_word(node.part)
-    return isinstance(node, And | Or) and any(has_edge_stop_word(p) for p in node.parts)
+        return has_stop_word_phrase(node.part)
+    return isinstance(node, And | Or) and any(has_stop_word_phrase(p) for p in node.parts)
 
 
 def to_tsquery(node, weight: str = "") -> str:
