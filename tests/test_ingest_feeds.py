@@ -17,6 +17,7 @@ from tests.localserver import Reply
 from tracker.cli import cli
 from tracker.pipeline import App
 from tracker.pipeline.ingest import fetch
+from tracker.sources import feeds
 from tracker.store.schema import PostRefRow, PostRow, SourceStateRow
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
@@ -422,6 +423,23 @@ def test_an_edited_entry_dated_only_by_its_update_is_the_same_post(feed_app, loc
     assert (rep.new, rep.updated) == (0, 1)
     (row,) = posts(app)
     assert (row.title, row.link) == ("Final", "https://b.example/final")
+
+
+def test_a_huge_post_is_stored_shortened_beside_the_others(feed_app, local_server):
+    """150,000 distinct words (1.3 MB, under max_bytes) made PostgreSQL refuse the post's
+    search vector (over 1 MB), and with it every post of the feed, at every fetch."""
+    words = " ".join(f"w{i}" for i in range(150_000))
+    rss = (f"<rss version='2.0'><channel><title>t</title>"
+           f"<item><guid>big</guid><title>Big</title><description>{words}</description></item>"
+           f"<item><guid>small</guid><title>Small</title><description>Hebbian plasticity"
+           f"</description></item></channel></rss>").encode()
+    local_server.route("/huge", Reply(200, rss, RSS))
+    app = feed_app(["huge"], max_bytes=5_000_000)
+    (rep,) = fetch(app, now=NOW).sources
+    assert (rep.new, rep.error) == (2, None), rep.error
+    big, small = posts(app)
+    assert len(big.summary_text) <= feeds.TEXT_MAX and big.summary_text.startswith("w0 w1 ")
+    assert small.summary_text == "Hebbian plasticity"
 
 
 def test_a_disabled_source_named_by_source_is_fetched_with_a_warning(make_config, local_server,

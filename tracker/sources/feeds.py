@@ -44,6 +44,7 @@ _BLOCK_TAG = re.compile(
     r"|ul|ol|table)\b)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 GUID_MAX = 1024
+TEXT_MAX = 100_000  # characters of a post's plain text (a long essay is 50,000)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _describe(exc) -> str:
 
 
 def _post(feed: str, entry) -> Post:
-    title = _title(entry) or "(untitled)"
+    title = _shortened(_title(entry), 1_000) or "(untitled)"
     link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
     dated = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
     dated_by_update = dated is not None and not entry.get("published_parsed")
@@ -156,7 +157,7 @@ def _post(feed: str, entry) -> Post:
         else None
     content = _content_html(entry)
     # a summary that is only markup (an image, say) says less than the content
-    summary = plain_text(entry.get("summary", "")) or plain_text(content)
+    summary = _shortened(plain_text(entry.get("summary", "")) or plain_text(content))
     author = (entry.get("author_detail") or {}).get("name") or entry.get("author", "")
     searchable = " ".join([link or "", content, entry.get("summary", ""),
                            *(lk.get("href", "") for lk in entry.get("links", []))])
@@ -178,6 +179,14 @@ def _post(feed: str, entry) -> Post:
 # for years. Such a date says nothing, and the post is stored undated (first seen decides).
 _FIRST_POSSIBLE = datetime(1991, 1, 1, tzinfo=UTC)
 _CLOCK_SKEW = timedelta(days=1)
+
+
+def _shortened(text: str, limit: int = TEXT_MAX) -> str:
+    """At most `limit` characters, cut at a word break: the digest shows an excerpt, and
+    PostgreSQL refuses a search vector over 1 MB (it failed the whole feed)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _title(entry) -> str:
