@@ -160,3 +160,16 @@ def test_a_unit_of_work_that_reads_then_writes_waits_for_another_writer(sqlite_u
     engine.dispose()
     other.dispose()
     assert errors == [] and names == ["other", "ours"]
+
+
+def test_a_database_error_is_described_in_one_line_without_the_statement(app):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    secret = "a page of text " * 50
+    with pytest.raises(SQLAlchemyError) as info, app.sessions() as session:
+        session.execute(text("SELECT no_such_column FROM papers WHERE title = :t"), {"t": secret})
+    assert "[SQL:" in str(info.value)  # what SQLAlchemy says: statement and parameters
+    described = db.describe_error(info.value)
+    assert described.startswith("database error: ") and "no_such_column" in described
+    assert "\n" not in described and "[SQL:" not in described and secret not in described
+    assert db.describe_error(ValueError("bad\nvalue")) == "ValueError: bad"

@@ -21,7 +21,7 @@ from tracker.errors import ConfigError, InputError, TrackerError
 from tracker.models import item_key
 from tracker.pipeline import utcnow
 from tracker.store import items
-from tracker.store.db import transaction
+from tracker.store.db import describe_error, transaction
 
 log = logging.getLogger(__name__)
 
@@ -262,14 +262,14 @@ def _guarded(app, name: str, kind: str, now: datetime, run) -> SourceReport:
     try:
         run(rep)
     except Exception as exc:  # noqa: BLE001 - one source must never stop the others
-        rep.error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}"
+        rep.error = describe_error(exc)
         log.warning("%s failed: %s", name, rep.error)
         log.debug("%s: traceback", name, exc_info=True)  # with -v
         try:
             with transaction(app.sessions) as session:
                 items.record_failure(session, name, kind, now, rep.error)
         except Exception as store_exc:  # noqa: BLE001 - the database itself is failing
-            log.error("%s: could not record the failure: %s", name, store_exc)
+            log.error("%s: could not record the failure: %s", name, describe_error(store_exc))
         return rep
     if kind == "arxiv":
         with transaction(app.sessions) as session:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from tracker.config import mask_url
-from tracker.errors import InputError, SchemaOutdatedError, StoreError
+from tracker.errors import InputError, SchemaOutdatedError, StoreError, TrackerError
 
 if TYPE_CHECKING:  # the ORM is imported only by commands that use sessions
     from sqlalchemy.orm import Session, sessionmaker
@@ -265,6 +265,16 @@ def _checked(fn, engine: Engine):
     except SQLAlchemyError as exc:
         detail = _first_line(getattr(exc, "orig", None) or exc)
         raise StoreError(f"database error: {detail}") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failure: a database error without SQLAlchemy's dump of the statement
+    and its parameters (the text of a whole page, or a password in a URL)."""
+    if isinstance(exc, TrackerError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {_first_line(getattr(exc, 'orig', None) or exc)}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(error: object) -> str:
