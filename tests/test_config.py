@@ -132,6 +132,8 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ("[arxiv]\npage_size = 2001\n", "key 'arxiv.page_size': .*less than or equal to 2000"),
         ('[[feeds]]\nurl = "http://x/1"\n', "key 'feeds.0.name': required key is missing"),
         ('[[feeds]]\nname = ""\nurl = "http://x/1"\n', "key 'feeds.0.name': .*at least 1"),
+        (f'[[feeds]]\nname = "{"n" * 129}"\nurl = "http://x/1"\n',
+         "key 'feeds.0.name': at most 128 characters"),
         ('[relevance]\nmodel_path = ""\n', "key 'relevance.model_path': .*at least 1"),
         ("[feed_fetch]\ntimeout_seconds = 0\n",
          "key 'feed_fetch.timeout_seconds': .*greater than 0"),

@@ -199,6 +199,12 @@ def _unsubscribe(value: str) -> str:
     return value
 
 
+def _feed_name(value: str) -> str:
+    if len(value) > 128:  # the store's column (PostgreSQL refuses longer ones)
+        raise ValueError(f"at most 128 characters (got {len(value)})")
+    return value
+
+
 def _unique_feed_names(value: list[FeedConfig]) -> list[FeedConfig]:
     names = [feed.name for feed in value]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -255,7 +261,7 @@ class ArxivConfig:
 
 @dataclass(frozen=True)
 class FeedConfig:
-    name: str = key(min_length=1)
+    name: str = key(min_length=1, check=_feed_name)
     url: str = key(check=_http_url)
     enabled: bool = True
 
