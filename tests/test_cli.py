@@ -146,3 +146,23 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
     assert result.exit_code == 0, result.output
     assert f"database  sqlite:///data/t.db ({tmp_path / 'data' / 't.db'})" in result.output
     assert (tmp_path / "data" / "t.db").is_file()
+
+
+def test_commands_that_only_read_never_create_the_schema_in_an_empty_database(db_url):
+    """The wrong PostgreSQL database (or an empty SQLite file) is not a new store to fill
+    with the tracker's tables."""
+    from sqlalchemy import inspect
+
+    from tracker.store import db
+
+    if db_url.startswith("sqlite"):
+        open(db_url.removeprefix("sqlite:///"), "wb").close()
+    env = {"TRACKER_DATABASE_URL": db_url, "TRACKER_CONFIG": ""}
+    for command in (["search", "dendrites"], ["show", "2401.00001"], ["digest", "list"]):
+        result = run(*command, env=env)
+        assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
+        assert "holds no tracker store yet" in result.output and "tracker fetch" in result.output
+    engine = db.make_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+    assert run("status", env=env).exit_code == 0  # a command that may write creates it

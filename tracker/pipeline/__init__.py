@@ -28,8 +28,9 @@ def utcnow() -> datetime:
 @dataclass
 class App:
     config: Config
-    # for commands that only read: a SQLite file that is not there is an error, not a new
-    # empty store (a relative path read from another working directory looks the same)
+    # for commands that only read: a database without the tracker's tables (or a SQLite
+    # file that is not there) is an error, not a new empty store (a relative path read from
+    # another working directory, or the wrong PostgreSQL database, looks the same)
     existing: bool = False
     _checked: bool = field(default=False, repr=False)
 
@@ -44,7 +45,7 @@ class App:
         """The engine of a database at the current schema (created if brand new); for
         read-only Core queries, which need no ORM session."""
         if not self._checked:
-            db.ensure_schema(self.engine)
+            db.ensure_schema(self.engine, create=not self.existing)
             self._checked = True
         return self.engine
 

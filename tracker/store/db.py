@@ -201,9 +201,14 @@ def check_drift(engine: Engine) -> None:
     command.check(_alembic_config(engine))
 
 
-def ensure_schema(engine: Engine) -> None:
-    """The gate every command passes: create an empty database, refuse an outdated one."""
+def ensure_schema(engine: Engine, *, create: bool = True) -> None:
+    """The gate every command passes: create an empty database (unless not `create`: a
+    command that only reads), refuse an outdated one."""
     current = current_revision(engine)
+    if current is None and not create:
+        raise StoreError(f"database {mask_url(str(engine.url))} holds no tracker store yet",
+                         hint="`tracker fetch` creates it; check [database] url / "
+                              "$TRACKER_DATABASE_URL")
     if current is None:
         # Several processes may meet a brand-new database at once (two workers, a worker and
         # a CLI command): one creates it, the others wait and then find it current.
