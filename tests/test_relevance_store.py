@@ -165,6 +165,21 @@ def test_train_with_only_positives_uses_background_negatives(filled, cfg):
         relevance.train(app, [])
 
 
+def test_a_few_negatives_beside_many_positives_get_background_negatives(filled, tmp_path):
+    """One "irrelevant" label beside a file of relevant papers: without background, stage A
+    learnt from 2 negatives and called nearly every paper of a real stream relevant."""
+    app, _ = filled
+    relevance.label(app, "2401.00003", "irrelevant")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(line for line in SMALL.read_text().splitlines(keepends=True)
+                              if '"label": 2' in line))
+    report = relevance.train(app, [str(labels)])
+    assert report.sources == {"files": 8, "seeds": 0, "user_labels": 1, "background": 2}
+    relevance.rescore(app)
+    papers, _, _, _ = scores_of(app)
+    assert papers["2401.00001"] > papers["2401.00002"] > papers["2401.00003"]
+
+
 def test_core_and_adjacent_labels_without_a_negative_get_background_negatives(filled, cfg,
                                                                             tmp_path):
     app, _ = filled
