@@ -393,3 +393,11 @@ def test_a_missing_model_file_behind_trained_scores_is_a_warning_in_ingest(fille
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and app.config.relevance.model_path in warnings[0]
     assert "cold start" in warnings[0] and "tracker train" in warnings[0]
+    for use in (lambda a: relevance.explain(a, "2401.00001"), lambda a: relevance.tune(a),
+                lambda a: relevance.evaluate_file(a, str(SMALL))):  # each says so too
+        caplog.clear()
+        fresh = App(app.config)
+        with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
+            use(fresh)
+        fresh.close()
+        assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == warnings

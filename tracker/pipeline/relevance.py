@@ -61,11 +61,12 @@ def scorer(app, *, lenient: bool = False):
                 raise
             model, problem = None, exc
             log.warning("%s; scoring with cold start until it is fixed", exc)
-        if model is None and problem is None and lenient and (trained := _trained_before(app)):
-            # a wrong model_path (or working directory) would otherwise mix two scales
-            log.warning("no model file at %s, but stored scores come from model %s: new "
-                        "items are scored with cold start until `tracker train` writes it "
-                        "(or [relevance] model_path is fixed)", path.absolute(), trained)
+        if model is None and problem is None and (trained := _trained_before(app)):
+            # a wrong model_path (or working directory): fetch would mix two scales, and
+            # explain, eval and tune would quietly show cold start's view
+            log.warning("no model file at %s, but stored scores come from model %s: "
+                        "scoring with cold start until `tracker train` writes it (or "
+                        "[relevance] model_path is fixed)", path.absolute(), trained)
         keywords = dict(app.config.relevance.keywords)
         trained_with = model.meta.get("keywords") if model is not None else None
         if trained_with is not None and trained_with != keywords:
