@@ -245,8 +245,21 @@ def test_label_file_ids_are_read_as_stored_and_repeats_count_once(tmp_path):
     path = tmp_path / "labels.jsonl"
     line = '{{"id": "{}", "title": "t", "abstract": "a", "label": 2}}'
     path.write_text("\n".join(line.format(i) for i in (
-        "https://arxiv.org/abs/2306.07400v2", "2306.07400", "math.AG/0211159v1", "custom-7")))
-    assert [r.id for r in read_labels(path)] == ["2306.07400", "math/0211159", "custom-7"]
+        "https://arxiv.org/abs/2306.07400v2", "2306.07400", "2306.07400V3.pdf",
+        "math.AG/0211159v1", "custom-7", "lab_v1", "lab_v2", "sample.pdf")))
+    # only arXiv ids lose a version: "lab_v1" and "lab_v2" are two records, not one "lab_"
+    assert [r.id for r in read_labels(path)] == ["2306.07400", "math/0211159", "custom-7",
+                                                 "lab_v1", "lab_v2", "sample.pdf"]
+
+
+def test_a_label_file_record_without_text_is_refused_and_a_bom_is_fine(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    line = '{{"id": "{}", "title": "{}", "abstract": "{}", "label": 2}}\n'
+    path.write_text(line.format("a", "Spiking cortex", "") + line.format("b", " ", "  "))
+    with pytest.raises(InputError, match=r"labels\.jsonl:2: no title or abstract"):
+        read_labels(path)
+    path.write_bytes(b"\xef\xbb\xbf" + line.format("a", "Spiking cortex", "").encode())
+    assert [r.id for r in read_labels(path)] == ["a"]  # as some editors save UTF-8
 
 
 def test_label_file_format_matches_shared_data(shared_dir):

@@ -36,7 +36,9 @@ def parse_item_id(item_id: str) -> tuple[str, str | int]:
         return "post", int(number)
     text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,
                   flags=re.I)
-    text = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", text)
+    # an arXiv id without its version or .pdf; other text (a label file's own ids) as it is
+    found = re.fullmatch(rf"({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?(?:\.pdf)?", text, re.I)
+    text = found.group(1) if found else text
     if not text or any(c.isspace() for c in text):
         raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
     return "paper", canonical_arxiv_id(text)

@@ -71,7 +71,7 @@ def read_labels(*paths: str | Path) -> list[LabelledDoc]:
 
 def _lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # a BOM, as some editors save
     except FileNotFoundError:
         raise InputError(f"label file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -102,6 +102,8 @@ def _parse(path: Path, number: int, line: str) -> LabelledDoc:
             raise InputError(f"{where}: field {key!r} must be a string")
     if not record["id"].strip():  # records without an id would all be one example
         raise InputError(f"{where}: field 'id' is empty")
+    if not (record["title"].strip() or record["abstract"].strip()):
+        raise InputError(f"{where}: no title or abstract: nothing to learn from")
     # the key the paper is stored under, so that a user's label of it overrides this one
     return LabelledDoc(item_key(record["id"]),
                        make_doc(record["title"], record["abstract"], categories), int(label))
