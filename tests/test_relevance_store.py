@@ -189,6 +189,11 @@ def test_core_and_adjacent_labels_without_a_negative_get_background_negatives(fi
     report = relevance.train(app, [str(labels)])
     # the three stored papers: without them stage A would see one class and pass everything
     assert report.sources["background"] == 3
+    adjacent = tmp_path / "adjacent.jsonl"
+    adjacent.write_text("".join(line for line in SMALL.read_text().splitlines(keepends=True)
+                                if '"label": 1' in line))
+    with pytest.raises(InputError, match="cannot train on 2 labelled examples with 0 relevant"):
+        relevance.train(app, [str(adjacent)])  # the stored papers added are not counted
     relevance.rescore(app)
     papers, _, _, _ = scores_of(app)
     assert papers["2401.00001"] > papers["2401.00002"]
@@ -198,8 +203,8 @@ def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, c
                                                                       tmp_path):
     app = App(cfg(min_relevant=10))  # SMALL has 8 relevant; one stored paper is labelled
     relevance.label(app, "2401.00002", "relevant")
-    with pytest.raises(TrackerError, match="only 9 relevant examples; training needs at "
-                                           "least 10"):
+    with pytest.raises(InputError, match="only 9 relevant examples; training needs at "
+                                         "least 10"):
         relevance.train(app, [str(SMALL)])
     assert not Path(app.config.relevance.model_path).exists()
     assert relevance.scorer(app).version == "cold-start"
@@ -207,9 +212,10 @@ def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, c
 
     config_file = _config_file(tmp_path, db_url, min_relevant=50)
     result = invoke(config_file, "train", "--labels", str(SMALL))
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.startswith("error: only 9 relevant examples; training needs at "
                                     "least 50") and len(result.stderr.splitlines()) == 1
+    assert "stored scores stay as they are" in result.stderr
 
 
 def test_label_errors(filled):

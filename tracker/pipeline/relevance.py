@@ -195,15 +195,16 @@ def train(app, label_files: list[str]) -> TrainReport:
     docs, labels, counts = _training_set(app, label_files)
     positives = sum(1 for label in labels if label == 2)
     if positives == 0 or positives == len(labels):
+        given = len(labels) - counts["background"]  # the stored papers added are not theirs
         raise InputError(
-            f"cannot train on {len(labels)} examples with {positives} relevant (label 2)",
+            f"cannot train on {given} labelled examples with {positives} relevant (label 2)",
             hint="give --labels files or `tracker label ID relevant|irrelevant` both kinds")
     needed = app.config.relevance.min_relevant
-    if positives < needed:
-        raise TrackerError(
+    if positives < needed:  # bad input as well: the labels given are too few
+        raise InputError(
             f"only {positives} relevant examples; training needs at least {needed}: a model "
-            "trained on fewer ranks worse than the keywords alone; items keep their "
-            f"current scores ({scorer(app, lenient=True).version})",
+            "trained on fewer ranks worse than the keywords alone; stored scores stay as "
+            "they are",
             hint="label more papers relevant (`tracker label ID relevant`), add a --labels "
                  "file, or lower [relevance] min_relevant")
     try:
