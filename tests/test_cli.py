@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -134,6 +135,7 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
     env = {"TRACKER_DATABASE_URL": f"sqlite:///{missing}", "TRACKER_CONFIG": ""}
     for command in (["search", "dendrites"], ["show", "2401.00001"], ["export"],
                     ["explain", "2401.00001"], ["label", "2401.00001", "relevant"], ["tune"],
+                    ["rescore"],
                     ["digest", "preview"],
                     ["digest", "list"], ["db", "current"]):
         result = run(*command, env=env)
@@ -141,6 +143,9 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
         assert f"error: no database at {missing}" in result.output
         assert "tracker fetch" in result.output
         assert not missing.parent.exists(), command
+    small = Path(__file__).parent / "data" / "labels" / "small.jsonl"
+    evaluated = run("eval", "--labels", str(small), env=env)  # a new install's cold start
+    assert evaluated.exit_code == 0 and not missing.parent.exists(), evaluated.output
     monkeypatch.chdir(tmp_path)  # a new install: status creates the store, and says where
     result = run("status", env={**env, "TRACKER_DATABASE_URL": "sqlite:///data/t.db"})
     assert result.exit_code == 0, result.output

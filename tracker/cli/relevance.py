@@ -129,7 +129,7 @@ def rescore_command(ctx: click.Context, cold_start: bool) -> None:
     from tracker.pipeline import relevance
     from tracker.pipeline.query import count_items
 
-    app = get_app(ctx)
+    app = get_app(ctx, existing=True)  # scores of a store that is there, not a new one
     total = count_items(app)
     with click.progressbar(length=total, label="rescoring", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:

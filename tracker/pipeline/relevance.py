@@ -81,7 +81,13 @@ def scorer(app, *, lenient: bool = False):
 
 
 def _trained_before(app) -> str | None:
-    """A trained model that current stored scores come from, if any."""
+    """A trained model that current stored scores come from, if any (a new install's eval
+    runs before any store exists: none is created for this question)."""
+    from tracker.store.db import sqlite_path
+
+    file = sqlite_path(app.config.database_url)
+    if file is not None and not file.exists():
+        return None
     with app.sessions() as session:
         trained = store.trained_score_models(session)
     return trained[0] if trained else None
