@@ -206,6 +206,19 @@ def test_eval_metrics_match_hand_computed_case():
     assert evaluate(np.arange(60)[::-1], [2] * 20 + [0] * 40, 0.5)["precision_at_50"] == 0.4
 
 
+def test_precision_at_k_does_not_depend_on_the_order_of_tied_scores():
+    """Cold start ties often: a tie across the k-th place counts each tied item at the
+    chance it has of being among the k (P@20 was 0.85 or 0.75 by the file's line order)."""
+    from tracker.scoring.metrics import precision_at
+
+    scores = [1.0, 0.5, 0.5, 0.5, 0.5, 0.1]
+    for positive in ([1, 1, 0, 0, 0, 1], [1, 0, 0, 0, 1, 1]):  # the tied positive moves
+        assert precision_at(scores, positive, 3) == pytest.approx((1 + 2 * 1 / 4) / 3)
+        assert precision_at(scores, positive, 1) == 1.0
+        assert precision_at(scores, positive, 5) == pytest.approx(2 / 5)
+    assert precision_at([], [], 5) == 0.0
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ('{"id": "1", "title": "t", "abstract": "a", "label": 2}\n{"id": "2", "title": "t"',
      r"bad\.jsonl:2: invalid JSON"),

@@ -6,9 +6,17 @@ import numpy as np
 
 
 def precision_at(scores, positive, k: int) -> float:
-    """Share of positives among the k best-scored items (ties broken by input order)."""
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")[:k]
-    return float(np.asarray(positive)[order].mean()) if len(order) else 0.0
+    """Share of positives among the k best-scored items. Items tied at the k-th score
+    share its remaining places: each counts at its chance of being among the k, so the
+    value does not depend on the order of the input."""
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=float)
+    k = min(k, len(scores))
+    if not k:
+        return 0.0
+    edge = np.sort(scores)[::-1][k - 1]
+    above, tied = scores > edge, scores == edge
+    places = k - above.sum()
+    return float((positive[above].sum() + places * positive[tied].mean()) / k)
 
 
 def evaluate(scores, labels, threshold: float) -> dict:
