@@ -125,13 +125,15 @@ def test_rescore_touches_every_item_in_batches(filled, cfg, monkeypatch):
     app2.close()
 
 
-def test_train_from_files_labels_and_seeds(filled, cfg):
+def test_train_from_files_labels_and_seeds(filled, cfg, caplog):
     app, post_id = filled
     relevance.label(app, "2401.00002", "relevant", now=NOW)  # user label (odd, but theirs)
     relevance.label(app, f"post:{post_id}", "irrelevant", now=NOW)
     seeded = App(cfg(seed_papers=["arXiv:2401.00001v2", "9999.99999"]))  # any id form
-    report = relevance.train(seeded, [str(SMALL)])
+    with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
+        report = relevance.train(seeded, [str(SMALL)])
     assert report.sources == {"files": 20, "seeds": 1, "user_labels": 2, "background": 0}
+    assert "1 seed paper(s) not stored yet, so not trained on: 9999.99999" in caplog.text
     assert report.n_train == 23 and report.n_positive == 8 + 1 + 1
     info = relevance.model_info(seeded)
     assert info["version"] == report.version and info["n_train"] == 23
@@ -213,8 +215,9 @@ def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, c
     config_file = _config_file(tmp_path, db_url, min_relevant=50)
     result = invoke(config_file, "train", "--labels", str(SMALL))
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.startswith("error: only 9 relevant examples; training needs at "
-                                    "least 50") and len(result.stderr.splitlines()) == 1
+    *warnings, error = result.stderr.splitlines()  # the warning: seeds not fetched yet
+    assert error.startswith("error: only 9 relevant examples; training needs at least 50")
+    assert [w.split(" WARNING ")[1][:22] for w in warnings] == ["2 seed paper(s) not st"]
     assert "stored scores stay as they are" in result.stderr
 
 
@@ -392,6 +395,7 @@ def test_a_missing_model_file_behind_trained_scores_is_a_warning_in_ingest(fille
     relevance.train(app, [str(SMALL)])
     relevance.rescore(app)
     Path(app.config.relevance.model_path).unlink()  # say, the worker runs in another directory
+    caplog.clear()
     with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
         with transaction(app.sessions) as session:
             stored = items_by_ids(session, ["2401.00001"], [post_id])

@@ -205,6 +205,21 @@ def _feed_name(value: str) -> str:
     return value
 
 
+def _seed_papers(value: list[str]) -> list[str]:
+    from tracker.errors import InputError
+    from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, parse_item_id
+
+    for seed in value:
+        try:
+            kind, key = parse_item_id(seed)
+        except InputError:
+            kind = key = None
+        if kind != "paper" or not re.fullmatch(f"{ARXIV_NEW_ID}|{ARXIV_OLD_ID}", str(key)):
+            raise ValueError(f"{seed!r} is not an arXiv id like '2210.08340' or "
+                             "'math/0211159'")
+    return value
+
+
 def _unique_feed_names(value: list[FeedConfig]) -> list[FeedConfig]:
     names = [feed.name for feed in value]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -294,7 +309,8 @@ class RelevanceConfig:
         "dendritic": 1.5,
         "large language model": -0.5,
     })
-    seed_papers: list[str] = key(factory=lambda: ["2210.08340", "2209.03718"])
+    seed_papers: list[str] = key(factory=lambda: ["2210.08340", "2209.03718"],
+                                 check=_seed_papers)
     min_relevant: int = key(50, ge=1)
 
 

@@ -176,8 +176,12 @@ def _training_set(app, label_files) -> tuple[list, list, dict]:
     with app.sessions() as session:
         seeds = list(dict.fromkeys(item_key(s) for s in app.config.relevance.seed_papers
                                    if s.strip()))
-        for item in store.items_by_ids(session, seeds, []):
+        stored_seeds = store.items_by_ids(session, seeds, [])
+        for item in stored_seeds:
             examples[item.key] = (_doc(item), 2, "seeds")
+        if unfetched := sorted(set(seeds) - {item.key for item in stored_seeds}):
+            log.warning("%d seed paper(s) not stored yet, so not trained on: %s (`tracker "
+                        "fetch` fetches them)", len(unfetched), ", ".join(unfetched))
         for item, label in store.labelled_items(session):
             examples[item.key] = (_doc(item), USER_LABELS[label], "user_labels")
         # Stage A learns "NeuroAI or related" against label 0: with none, or fewer than the
