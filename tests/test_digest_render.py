@@ -141,3 +141,16 @@ def test_render_trims_to_any_cap_keeping_the_best_entries():
     assert capped.html_bytes <= full.html_bytes // 3
     assert [i.id for i in capped.digest.items] == [f"p{i}" for i in range(len(capped.digest.items))]
     assert capped.digest.omitted == 40 - len(capped.digest.items) > 0
+
+
+def test_a_posts_date_is_the_day_in_the_digests_time_zone():
+    """The header says when in [schedule] timezone; a post's date must be read there too."""
+    from datetime import UTC, datetime
+
+    post = build.Item("post", "post:1", "A post", "https://blog.example/p", 0.9, PERIOD_END,
+                      source="blog", published=datetime(2026, 12, 3, 11, 0, tzinfo=UTC))
+    digest = build.assemble(PERIOD_END - timedelta(days=7), PERIOD_END, [], [post], [],
+                            relevant=1)
+    for zone, day in (("UTC", "03 Dec 2026"), ("Pacific/Kiritimati", "04 Dec 2026")):
+        shown = render(digest, subject="s", timezone=zone)
+        assert day in shown.text and day in shown.html, zone

@@ -93,8 +93,11 @@ def _render_one(name: str, digest: Digest, context: dict, abstract_chars: int) -
 def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: str = "",
            max_html_bytes: int = MAX_HTML_BYTES) -> Rendered:
     """Both parts from the same data; the HTML part fits in max_html_bytes."""
+    zone = ZoneInfo(timezone)
     context = {"subject": subject, "unsubscribe": unsubscribe,
-               "start": _when(digest.start, timezone), "end": _when(digest.end, timezone)}
+               "start": _when(digest.start, timezone), "end": _when(digest.end, timezone),
+               # a post's date, as the day it was where the header's times are read
+               "day": lambda moment: moment.astimezone(zone).strftime("%d %b %Y")}
 
     def attempt(candidate: Digest, chars: int) -> Rendered | None:
         page = _render_one("digest.html", candidate, context, chars)
