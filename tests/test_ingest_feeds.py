@@ -155,13 +155,17 @@ def test_failures_are_recorded_per_source_and_never_stop_the_others(feed_app, lo
     assert state(app, "good").consecutive_failures == 0
 
 
-def test_a_good_feed_served_as_text_html_is_read_without_a_warning(feed_app, local_server):
-    local_server.route("/neuro", Reply(200, (DATA / "neuro_rss.xml").read_bytes(),
-                                       {"Content-Type": "text/html; charset=UTF-8"}))
+@pytest.mark.parametrize("content_type", ["text/html; charset=UTF-8",
+                                          "text/xml"])  # RFC 3023 says us-ascii; it is UTF-8
+def test_a_good_feed_served_with_an_odd_content_type_is_read_without_a_warning(
+        feed_app, local_server, content_type):
+    body = (DATA / "neuro_rss.xml").read_bytes().replace(b"revisited", "revisité".encode())
+    local_server.route("/neuro", Reply(200, body, {"Content-Type": content_type}))
     app = feed_app(["neuro"])
     (rep,) = fetch(app, now=NOW).sources
     assert (rep.error, rep.new) == (None, 3)
     assert state(app, "neuro").last_warning is None
+    assert posts(app)[0].title == "Predictive coding, revisité & extended"
 
 
 def _config_file(tmp_path, db_url, feeds_cfg) -> Path:

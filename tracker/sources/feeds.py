@@ -121,8 +121,10 @@ def parse(name: str, url: str, body: bytes, headers: dict[str, str] | None) -> P
     parsed = feedparser.parse(body, response_headers=passed)
     warning = None
     problem = parsed.get("bozo_exception")
-    # a feed served as text/html or text/plain, say, is read all the same: nothing to report
-    if parsed.bozo and not isinstance(problem, feedparser.NonXMLContentType):
+    # a feed served as text/html or text/plain, or whose declared charset was not its real
+    # one (text/xml without a charset means us-ascii), is read all the same: nothing to report
+    benign = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+    if parsed.bozo and not isinstance(problem, benign):
         warning = f"ill-formed feed: {_describe(problem)}"
     if not parsed.entries and not parsed.get("version"):
         raise SourceError(f"{url} is not an RSS/Atom feed ({warning or 'no feed elements'})",
