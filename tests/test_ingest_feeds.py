@@ -129,18 +129,20 @@ def test_a_changed_entry_is_updated_never_duplicated(feed_app, local_server):
 def test_failures_are_recorded_per_source_and_never_stop_the_others(feed_app, local_server):
     local_server.route("/good", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
     local_server.route("/gone", Reply(404, b"not here"))
+    local_server.route("/busy", Reply(503, b"later", {"Retry-After": "3600"}))
     local_server.route("/html", Reply(200, (DATA / "not_a_feed.html").read_bytes(),
                                       {"Content-Type": "text/html"}))
     local_server.route("/slow", Reply(200, b"", delay=1.5))
     local_server.route("/huge", Reply(200, b"<rss>" + b" " * 9000 + b"</rss>", RSS))
     local_server.route("/broken", Reply(200, (DATA / "broken_atom.xml").read_bytes(),
                                         {"Content-Type": "application/atom+xml"}))
-    app = feed_app(["gone", "html", "slow", "good", "huge", "broken"], timeout_seconds=0.5,
-                   max_bytes=4096)
+    app = feed_app(["gone", "busy", "html", "slow", "good", "huge", "broken"],
+                   timeout_seconds=0.5, max_bytes=4096)
     report = fetch(app, now=NOW)
     by_name = {r.name: r for r in report.sources}
     assert not report.all_failed
-    assert "HTTP 404" in by_name["gone"].error
+    assert "HTTP 404" in by_name["gone"].error and "check the feed URL" in by_name["gone"].error
+    assert "HTTP 503" in by_name["busy"].error and "busy or down" in by_name["busy"].error
     assert "not an RSS/Atom feed" in by_name["html"].error
     assert "no answer" in by_name["slow"].error
     assert "larger than 4096 bytes" in by_name["huge"].error

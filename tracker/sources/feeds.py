@@ -77,8 +77,10 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
             if resp.status_code == 304:
                 return FeedResponse(304, etag=etag, last_modified=last_modified)
             if resp.status_code != 200:
+                busy = resp.status_code == 429 or resp.status_code >= 500
                 raise SourceError(f"HTTP {resp.status_code} from {url}",
-                                  hint="check the feed URL in [[feeds]]")
+                                  hint="the server is busy or down; the next fetch tries "
+                                       "again" if busy else "check the feed URL in [[feeds]]")
             body = _read_capped(resp, max_bytes, url, time.monotonic() + timeout)
             resp_headers = {k.lower(): v for k, v in resp.headers.items()}
             # after a redirect, relative links resolve against where the feed really is
