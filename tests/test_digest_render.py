@@ -154,3 +154,26 @@ def test_a_posts_date_is_the_day_in_the_digests_time_zone():
     for zone, day in (("UTC", "03 Dec 2026"), ("Pacific/Kiritimati", "04 Dec 2026")):
         shown = render(digest, subject="s", timezone=zone)
         assert day in shown.text and day in shown.html, zone
+
+
+def test_a_post_that_cites_a_paper_by_doi_sits_beside_it(make_config):
+    from tracker.store.schema import PaperRow, PostRefRow, PostRow
+
+    app = App(digest_config(make_config))
+    try:
+        with transaction(app.sessions) as session:
+            add_paper(session, "2611.20001", PERIOD_END - timedelta(days=2), 0.9)
+            session.get(PaperRow, "2611.20001").doi = "10.1038/S41593-019-0520-2"
+            post = PostRow(feed="xcorr", guid="g1", link="https://xcorr.example/p1",
+                           title="On the paper", summary_text="Read it.", score=0.8,
+                           first_seen_at=PERIOD_END - timedelta(days=1))
+            session.add(post)
+            session.flush()
+            session.add(PostRefRow(post_id=post.id, kind="doi",
+                                   value="10.1038/s41593-019-0520-2"))  # stored lower-case
+        digest = preview(app, now=NOW).rendered.digest
+        [entry] = [e for s in digest.sections for e in s.entries]
+        assert entry.item.id == "2611.20001" and [p.id for p in entry.related] == [
+            f"post:{post.id}"]
+    finally:
+        app.close()

@@ -110,7 +110,7 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
     post_rows = ledger.candidate_posts(session, start, end, config.digest.min_score, recent)
     why = ledger.latest_why(session, paper_ids=[r.id for r in paper_rows])
     post_why = ledger.latest_why(session, post_ids=[r.id for r in post_rows])
-    refs = ledger.arxiv_refs(session, [r.id for r in post_rows])
+    refs = ledger.paper_refs(session, [r.id for r in post_rows])
     candidates = ([_paper_item(r, why.get(r.id, ()), start, recent) for r in paper_rows]
                   + [_post_item(r, post_why.get(r.id, ()), refs.get(r.id, ())) for r in post_rows])
     chosen, omitted = build.select(candidates, config.digest.max_items)

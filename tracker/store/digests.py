@@ -79,15 +79,20 @@ def latest_why(session: Session, *, paper_ids=(), post_ids=()) -> dict:
     return result
 
 
-def arxiv_refs(session: Session, post_ids) -> dict[int, list[str]]:
-    refs: dict[int, list[str]] = {}
+def paper_refs(session: Session, post_ids) -> dict[int, list[str]]:
+    """The arXiv ids each post cites: by id, or by the DOI of a stored paper (DOI refs
+    are stored lower-case; a paper's DOI as arXiv gives it)."""
+    refs: dict[int, set[str]] = {}
     for chunk in chunks(list(post_ids)):
-        rows = session.execute(select(PostRefRow.post_id, PostRefRow.value).where(
+        by_id = select(PostRefRow.post_id, PostRefRow.value).where(
             PostRefRow.post_id.in_(chunk), PostRefRow.kind == "arxiv")
-            .order_by(PostRefRow.post_id, PostRefRow.value))
-        for post_id, value in rows:
-            refs.setdefault(post_id, []).append(value)
-    return refs
+        by_doi = select(PostRefRow.post_id, PaperRow.id).join(
+            PaperRow, func.lower(PaperRow.doi) == PostRefRow.value).where(
+            PostRefRow.post_id.in_(chunk), PostRefRow.kind == "doi")
+        for query in (by_id, by_doi):
+            for post_id, value in session.execute(query):
+                refs.setdefault(post_id, set()).add(value)
+    return {post_id: sorted(values) for post_id, values in refs.items()}
 
 
 def seen_count(session: Session, start: datetime, end: datetime, *,
