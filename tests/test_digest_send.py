@@ -247,6 +247,11 @@ def test_force_ends_the_period_now_and_the_schedule_carries_on(week_app, smtp):
     assert forced.status == "sent"
     assert item_ids_in(smtp.messages[1].get_body(("plain",)).get_content()) == ["2611.10010"]
     assert send_digest(week_app, now=tuesday, force=True).status == "already_sent"
+    again = send_digest(week_app, now=tuesday + timedelta(minutes=5), force=True)
+    assert again.status == "empty_skipped" and "nothing new" in again.message
+    assert len(smtp.messages) == 2  # a forced digest with nothing in it mails nobody
+    assert ledger(week_app)[-1].period_end == tuesday + timedelta(minutes=5)
+    tuesday += timedelta(minutes=5)
     assert ledger(week_app)[-1].period_end == tuesday
     scheduled = send_digest(week_app, now=tuesday)  # Monday's period: inside the forced one
     assert scheduled.status == "already_sent"

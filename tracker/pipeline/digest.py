@@ -195,10 +195,11 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
         return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
                              f"item(s) to {to}; nothing sent or recorded", count)
-    return _claim_and_send(app, now, *span)
+    return _claim_and_send(app, now, *span, force=force)
 
 
-def _claim_and_send(app, now: datetime, start: datetime, end: datetime) -> DigestOutcome:
+def _claim_and_send(app, now: datetime, start: datetime, end: datetime, *,
+                    force: bool = False) -> DigestOutcome:
     config = app.config
     stale = now - timedelta(seconds=config.schedule.lock_ttl_seconds)
     with transaction(app.sessions) as session:  # committed before any SMTP traffic
@@ -212,6 +213,10 @@ def _claim_and_send(app, now: datetime, start: datetime, end: datetime) -> Diges
         with app.sessions() as session:
             prepared = _prepare(app, session, start, end)
         digest = prepared.digest
+        if digest.empty and force:  # asked for now: an empty note would only be noise
+            _record(app, claim, now, None, None)
+            return DigestOutcome("empty_skipped", "nothing new since the last digest; no "
+                                 "email sent")
         if digest.empty and not config.digest.send_empty:
             _record(app, claim, now, None, None)
             return DigestOutcome("empty_skipped", "nothing relevant this period; no email "
