@@ -411,3 +411,9 @@ def test_a_missing_model_file_behind_trained_scores_is_a_warning_in_ingest(fille
             use(fresh)
         fresh.close()
         assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == warnings
+
+
+def test_explain_of_an_item_never_scored_says_so(filled, db_url, tmp_path):
+    result = invoke(_config_file(tmp_path, db_url), "explain", "2401.00001")
+    assert result.exit_code == 0, result.output
+    assert "not scored yet" in result.output and "changed since" not in result.output

@@ -79,9 +79,12 @@ def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> Non
     if item.score is None or round(item.score, 3) != round(why.score, 3) \
             or item.score_model != why.model_version:
         # search, show and the digest use the stored score until the next rescore
-        stored = "none" if item.score is None else f"{item.score:.3f} ({item.score_model})"
-        click.echo(f"  stored score {stored}: the model or keywords changed since; "
-                   "`tracker rescore` updates it")
+        if item.score is None:
+            click.echo("  not scored yet (stored before any scoring): `tracker rescore` "
+                       "scores it")
+        else:
+            click.echo(f"  stored score {item.score:.3f} ({item.score_model}): the model or "
+                       "keywords changed since; `tracker rescore` updates it")
     click.echo(f"  base {why.base:+.2f}  categories {why.categories:+.2f}  "
                f"other terms {why.other_terms:+.2f}")
     for title, rows in (("up", why.terms_up), ("down", why.terms_down),
