@@ -171,3 +171,11 @@ def test_commands_that_only_read_never_create_the_schema_in_an_empty_database(db
     assert inspect(engine).get_table_names() == []
     engine.dispose()
     assert run("status", env=env).exit_code == 0  # a command that may write creates it
+
+
+def test_tracker_run_without_recipients_says_no_digest_goes_out(tmp_path):
+    config = tmp_path / "t.toml"
+    config.write_text("feeds = []\n[arxiv]\nenabled = false\n")
+    result = run("--config", str(config), "run",
+                 env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"})
+    assert result.output.splitlines()[-1] == "digest: none sent ([digest] recipients is empty)"
