@@ -285,7 +285,8 @@ def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
     assert {"average_precision", "roc_auc", "precision_at_10", "precision_at_20",
             "precision_at_50", "precision", "recall", "f1", "n", "n_positive"} <= set(cold)
     assert cold["n"] == 20 and cold["n_positive"] == 8 and cold["model_version"] == "cold-start"
-    result = invoke(config_file, "label", "2401.00003", "irrelevant")
+    result = invoke(config_file, "label", "arXiv:2401.00003v2", "irrelevant")
+    assert result.output == "2401.00003: irrelevant\n"  # the item as it is stored
     assert result.exit_code == 0 and "irrelevant" in result.output
     result = invoke(config_file, "train", "--labels", str(SMALL))
     assert result.exit_code == 0, result.output

@@ -46,9 +46,11 @@ def label_command(ctx: click.Context, item_id: str, value: str) -> None:
       tracker label 2210.08340 relevant
       tracker label post:12 irrelevant
     """
+    from tracker.models import item_key
     from tracker.pipeline import relevance
 
-    click.echo(f"{item_id}: {relevance.label(get_app(ctx, existing=True), item_id, value)}")
+    result = relevance.label(get_app(ctx, existing=True), item_id, value)
+    click.echo(f"{item_key(item_id)}: {result}")  # as stored: "2210.08340", not "...v3"
 
 
 @click.command("explain")
