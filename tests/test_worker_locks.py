@@ -85,6 +85,7 @@ def test_racing_takeover_of_an_expired_lease_has_one_winner(app, db_url):
 
 
 def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
+    import os
     import socket
     import subprocess
     import sys
@@ -110,6 +111,9 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
         other.wait()
     # a pid that is gone here says nothing about a process of another machine
     assert not holder_gone(f"another-host:{other.pid}:feedbeef")
+    # our own pid with another tag: a dead holder before a restart (pid 1 in a container)
+    assert holder_gone(f"{socket.gethostname()}:{os.getpid()}:deadbeef")
+    assert not holder_gone(runner.holder)
     shown = status()  # not "running now" for hours
     assert "running now" not in shown and f"lease of {holder}, a process of this machine " \
         "that is gone" in shown

@@ -96,6 +96,7 @@ class Runner:
         self.renew_seconds = renew_seconds or self.ttl.total_seconds() / 3
         self.host = socket.gethostname()
         self.holder = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        _OWN_HOLDERS.add(self.holder)
         self.stopping = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -255,6 +256,9 @@ class Runner:
         return [self.run_job(job, now) for job in PIPELINE if job in jobs]
 
 
+_OWN_HOLDERS: set[str] = set()  # the holder names of this process's Runners
+
+
 def holder_gone(holder: str) -> bool:
     """Is `holder` ("host:pid:tag", as Runner.holder) a process of this host that no longer
     runs? Unsure (another host, a pid in use, no permission) means no."""
@@ -263,7 +267,9 @@ def holder_gone(holder: str) -> bool:
         return False
     pid = int(parts[1])
     if pid == os.getpid():
-        return False
+        # a container's worker is always pid 1 on the same host: after a crash and restart
+        # the dead holder has our pid but another tag
+        return holder not in _OWN_HOLDERS
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
