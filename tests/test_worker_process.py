@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -162,11 +163,13 @@ def test_sigterm_during_a_fetch_exits_0_and_leaves_a_consistent_store(
         app.close()
 
 
-def test_sigterm_stops_tracker_run_and_frees_its_lease(tmp_path, db_url, local_server):
+@pytest.mark.parametrize("command", ["run", "fetch"])
+def test_sigterm_stops_tracker_run_and_fetch_and_frees_the_lease(tmp_path, db_url,
+                                                                 local_server, command):
     start = utcnow().replace(microsecond=0) - timedelta(days=2)
     fake = FakeArxiv(make_entries(3, start), faults={0: Reply(503, "", delay=60)})
     local_server.route("/api/query", fake)
-    run = WorkerProcess(tmp_path, db_url, worker_config(local_server), "run", name="run")
+    run = WorkerProcess(tmp_path, db_url, worker_config(local_server), command, name=command)
     try:
         wait_for(lambda: fake.served >= 1, what="the arXiv request")
         assert run.stop(signal.SIGTERM) == 130  # like Ctrl-C: interrupted

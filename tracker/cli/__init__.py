@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -128,6 +129,19 @@ def get_app(ctx: click.Context, *, existing: bool = False):
         root.obj["app"] = app
         root.call_on_close(app.close)
     return root.obj["app"]
+
+
+@contextmanager
+def sigterm_interrupts():
+    """SIGTERM (systemd stop, kill) interrupts like Ctrl-C: a job's run is recorded as
+    abandoned and its lease released before the process exits."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def parse_date(value: str | None, option: str, *, end_of_day: bool = False):

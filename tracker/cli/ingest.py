@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tracker.cli import echo_json, get_app, parse_date
+from tracker.cli import echo_json, get_app, parse_date, sigterm_interrupts
 
 
 def _line(rep) -> str:
@@ -45,7 +45,9 @@ def fetch_command(ctx: click.Context, only: str | None, fmt: str) -> None:
     from tracker.pipeline.ingest import fetch_under_lease
 
     app = get_app(ctx)
-    report = fetch_under_lease(app, only=only, progress=fmt == "text" and sys.stdout.isatty())
+    with sigterm_interrupts():  # as `tracker run`: the run abandoned, the lease released
+        report = fetch_under_lease(app, only=only,
+                                   progress=fmt == "text" and sys.stdout.isatty())
     if fmt == "json":
         echo_json([_as_dict(rep) for rep in report.sources])
     elif not report.sources:

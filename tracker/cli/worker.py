@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tracker.cli import echo_json, get_app
+from tracker.cli import echo_json, get_app, sigterm_interrupts
 
 
 @click.command()
@@ -62,17 +62,10 @@ def run_command(ctx: click.Context) -> None:
     Example:
       tracker run && tracker status
     """
-    import signal
-
     from tracker.pipeline.cycle import run_cycle
 
-    # SIGTERM (systemd stop, kill) interrupts like Ctrl-C: the run is recorded as
-    # abandoned and its lease released before the process exits.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+    with sigterm_interrupts():
         results = run_cycle(get_app(ctx))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     for result in results:
         parts = [f"{k} {v}" for k, v in result.counts.items() if v is not None]
         line = f"{result.job}: {result.outcome}"
