@@ -202,6 +202,18 @@ def test_an_unreadable_entry_where_pages_overlap_does_not_look_like_a_changed_li
     assert set(papers(app)) == {e.id for e in fake.entries} - {bad.id}
 
 
+def test_a_page_of_only_unreadable_entries_is_not_an_empty_page(arxiv_app, local_server):
+    """Retried as the API's empty page, it failed the source at every fetch, for good."""
+    fake, build = arxiv_app
+    first = sorted(fake.entries, key=lambda e: e.updated)[:3]
+    local_server.route("/api/query", FakeArxiv(
+        [replace(e, title="") if e in first else e for e in fake.entries]))
+    app = build(page_size=3)
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and rep.errors == 3
+    assert set(papers(app)) == {e.id for e in fake.entries} - {e.id for e in first}
+
+
 def test_the_progress_of_a_fetch_over_several_weeks_never_runs_ahead(arxiv_app, monkeypatch):
     from tracker.pipeline import ingest
 

@@ -88,7 +88,8 @@ class ArxivClient:
         for attempt in range(self.max_retries + 1):
             try:
                 page = parse_page(self._request(params))
-                if expect_entries and not page.papers and page.start < page.total:
+                # no entry at all (unreadable ones count: they are errors, not a glitch)
+                if expect_entries and not page.entries and page.start < page.total:
                     raise Retryable(f"empty page at start={page.start} of {page.total}")
                 return page
             except Retryable as exc:
