@@ -214,6 +214,26 @@ def test_a_page_of_only_unreadable_entries_is_not_an_empty_page(arxiv_app, local
     assert set(papers(app)) == {e.id for e in fake.entries} - {e.id for e in first}
 
 
+def test_a_total_that_shrinks_between_pages_never_ends_a_window_early(arxiv_app,
+                                                                     local_server):
+    """The last page read was full, so more may follow: stopping at a smaller total the API
+    reported meanwhile lost the rest of the window for good (the cursor moved past it)."""
+    fake, build = arxiv_app
+
+    class Shrinking(FakeArxiv):
+        def page(self, args):
+            text = super().page(args)
+            if self.served > 1:  # from the second request on, a glitch says 12 in all
+                text = re.sub(r"<opensearch:totalResults>\d+<",
+                              "<opensearch:totalResults>12<", text, count=1)
+            return text
+
+    local_server.route("/api/query", Shrinking(fake.entries))
+    app = build()
+    (rep,) = fetch(app, now=NOW).sources
+    assert rep.error is None and set(papers(app)) == {e.id for e in fake.entries}
+
+
 def test_the_progress_of_a_fetch_over_several_weeks_never_runs_ahead(arxiv_app, monkeypatch):
     from tracker.pipeline import ingest
 

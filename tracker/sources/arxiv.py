@@ -309,7 +309,7 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
     overlap = max(1, page_size // 40)
     read: set[tuple[str, int]] = set()
     seen: set[tuple[str, str]] = set()  # entries, readable or not (see Page.entries)
-    page, start, rereads = first, 0, 0
+    page, start, rereads, asked = first, 0, 0, page_size
     while True:
         fresh = [p for p in page.papers if (p.id, p.version) not in read]
         read.update((p.id, p.version) for p in page.papers)
@@ -318,7 +318,11 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
         # unreadable entries counted once, not again when a page re-reads them
         yield Page(page.total, start, fresh, max(0, len(new_entries) - len(fresh)))
         start += len(page.papers) + page.skipped
-        if not (page.papers or page.skipped) or start >= min(page.total, RESULT_CAP):
+        # a full page may have more behind it, whatever total the API reported this time
+        # (it has shrunk between two pages: stopping there lost the rest for good)
+        short = len(page.entries) < asked
+        if not (page.papers or page.skipped) or start >= RESULT_CAP \
+                or (start >= page.total and short):
             if page.total > RESULT_CAP:  # too short a window to split: the rest is out of reach
                 lost = page.total - RESULT_CAP
                 log.warning("arXiv lists %d entries updated %s .. %s; the API serves at most "
@@ -327,7 +331,7 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
                 yield Page(page.total, start, [], lost)  # counted as errors
             return
         back = min(overlap, start)
-        size = min(page_size, RESULT_CAP - start + back)
+        asked = size = min(page_size, RESULT_CAP - start + back)
         page = client.get_page(_params(search, start - back, size), expect_entries=True)
         start -= back
         if not page.entries or page.entries[0] not in seen:
@@ -337,6 +341,7 @@ def window_pages(client: ArxivClient, categories: list[str], extra: str, since: 
                                   hint="the next fetch reads this window again")
             log.info("arXiv listing changed while it was read; reading the window again")
             page, start = client.get_page(_params(search, 0, page_size), expect_entries=True), 0
+            asked = page_size
 
 
 def id_pages(client: ArxivClient, ids: list[str], chunk: int = 100) -> Iterator[Page]:
