@@ -52,11 +52,12 @@ _DATABASE_URL = re.compile(r"(?P<scheme>[\w+]+)://(?:[^:/]*(?::[^@]*)?@)?"
 
 def _database_url(value: str) -> str:
     found = _DATABASE_URL.fullmatch(value)
-    if not found or found["scheme"].split("+")[0] not in ("sqlite", "postgresql", "postgres") \
-            or found["scheme"].startswith("sqlite+") and found["scheme"] != "sqlite+pysqlite":
+    scheme = found["scheme"] if found else ""
+    sqlite = scheme in ("sqlite", "sqlite+pysqlite")  # the drivers the store uses
+    if not sqlite and scheme.split("+")[0] not in ("postgresql", "postgres"):
         raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
-    if found["scheme"].startswith("sqlite"):
-        scheme, _, rest = value.partition("://")
+    if sqlite:
+        rest = value.partition("://")[2]
         if not rest.startswith("/"):  # "sqlite://x.db" names a host, and SQLite has none
             raise ValueError(f"a SQLite URL has three slashes before a relative path: "
                              f"{scheme}:///{rest or 'data/tracker.db'}")

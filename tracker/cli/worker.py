@@ -79,12 +79,12 @@ def run_command(ctx: click.Context) -> None:
         from tracker.scheduler import next_fire_times
 
         config = get_app(ctx).config
-        due = next_fire_times(config, utcnow())["digest"]
         if not config.digest.recipients:
             click.echo("digest: none sent ([digest] recipients is empty)")
+        elif due := next_fire_times(config, utcnow())["digest"]:
+            click.echo(f"digest: not due (next {due:%Y-%m-%d %H:%M} UTC)")
         else:
-            click.echo(f"digest: not due (next {due:%Y-%m-%d %H:%M} UTC)" if due
-                       else "digest: not due")
+            click.echo("digest: not due")
     if any(r.outcome == "failed" for r in results):
         ctx.exit(1)
 

@@ -268,8 +268,7 @@ def _checked(fn, engine: Engine):
             hint="check [database] url / $TRACKER_DATABASE_URL and that the server is up",
         ) from None
     except SQLAlchemyError as exc:
-        detail = _first_line(getattr(exc, "orig", None) or exc)
-        raise StoreError(f"database error: {detail}") from None
+        raise StoreError(describe_error(exc)) from None
 
 
 def describe_error(exc: BaseException) -> str:
