@@ -266,3 +266,26 @@ def test_a_run_whose_end_the_store_missed_is_closed_before_the_next_job(app, mon
     assert [(r.job, r.outcome) for r in _runs(app)] == [("fetch", "ok"), ("digest", "ok")]
     assert _locks(app) == []
     assert runner.run_job("fetch", MONDAY_9 + timedelta(minutes=10)).outcome == "ok"
+
+
+def test_a_cron_fire_during_the_start_up_run_does_not_run_the_job_twice(app):
+    """APScheduler queues a cron fire behind the start-up run (one executor thread):
+    that queued run has nothing left to do. The next fire runs as usual."""
+    from tracker.scheduler import Worker
+
+    clock = [MONDAY_9.replace(hour=5, minute=58)]  # the 06:00 fetch fires during start-up
+    calls = []
+
+    def fetch(app_, now):
+        calls.append(now)
+        clock[0] += timedelta(minutes=4)  # a 4-minute fetch
+        return JobResult("fetch", "ok")
+
+    worker = Worker(Runner(app, jobs={"fetch": fetch}, clock=lambda: clock[0]))
+    worker._startup(["fetch"], "missed while the worker was down")
+    worker.run_scheduled("fetch")  # the 06:00 fire, queued until the start-up run ended
+    assert len(calls) == 1
+    clock[0] += timedelta(days=1)  # the next 06:00 fire
+    worker.run_scheduled("fetch")
+    assert len(calls) == 2
+    assert [r.job for r in _runs(app)] == ["fetch", "fetch"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tracker.config import Config, cron_trigger
+from tracker.config import Config, cron_trigger, previous_fire_time
 from tracker.errors import ConfigError, TrackerError
 from tracker.pipeline import utcnow
 from tracker.pipeline.cycle import PIPELINE, Runner, digest_due, jobs_behind
@@ -76,6 +76,9 @@ class Worker:
                            else stop_grace)
         self.stop = threading.Event()
         self.stop_reason = ""
+        # job -> when its start-up run ended: a cron fire of that job during the start-up
+        # run was queued behind it and has nothing left to do
+        self._startup_ended: dict[str, datetime] = {}
 
     def install_signal_handlers(self) -> dict:
         """SIGTERM/SIGINT ask the worker to stop; returns the previous handlers."""
@@ -93,6 +96,15 @@ class Worker:
     def run_scheduled(self, job: str) -> None:
         """A cron run. After each fetch, a digest that is still due (its send failed, or
         another worker was stopped before sending it) is retried."""
+        ended = self._startup_ended.pop(job, None)
+        if ended is not None:
+            schedule = self.config.schedule
+            fired = previous_fire_time(getattr(schedule, job), schedule.timezone,
+                                       self.runner.clock())
+            if fired is not None and fired <= ended:
+                log.info("%s: skipped, the start-up run covered this fire time", job,
+                         extra={"fields": {"event": "skipped", "job": job}})
+                return
         self._run(job)
         if job == "fetch" and not self.runner.stopping.is_set() and self._digest_overdue():
             log.info("digest: overdue, sending it after the fetch",
@@ -121,6 +133,7 @@ class Worker:
         for job in PIPELINE:
             if job in jobs:
                 self._run(job)
+                self._startup_ended[job] = self.runner.clock()
 
     def serve(self, run_now: bool = False) -> bool:
         """Run until a signal arrives. Returns False if a job had to be abandoned (the
