@@ -462,3 +462,27 @@ def test_a_disabled_source_named_by_source_is_fetched_with_a_warning(make_config
             r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     finally:
         app.close()
+
+
+def test_a_fetch_of_one_source_does_not_stand_for_a_full_fetch(make_config, local_server):
+    """`tracker fetch --source NAME` runs under the fetch lease and is recorded, but the
+    worker's catch-up (jobs_behind, from last_run_start) still owes the others a fetch."""
+    from tracker.pipeline.ingest import fetch_under_lease
+    from tracker.store import runs
+
+    local_server.route("/one", Reply(200, (DATA / "neuro_rss.xml").read_bytes(), RSS))
+    app = App(make_config({"arxiv": {"enabled": False}, "feeds": [
+        {"name": "one", "url": local_server.url("/one")},
+        {"name": "two", "url": local_server.url("/one")}]}))
+    try:
+        fetch_under_lease(app, only="one")
+        with app.sessions() as session:
+            [run] = runs.recent_runs(session)
+            assert (run.job, run.outcome, run.counts["source"]) == ("fetch", "ok", "one")
+            assert runs.last_run_start(session, "fetch") is None
+        fetch_under_lease(app)
+        with app.sessions() as session:
+            assert runs.last_run_start(session, "fetch") is not None
+            assert "source" not in runs.recent_runs(session)[0].counts
+    finally:
+        app.close()

@@ -60,7 +60,10 @@ def fetch_under_lease(app, *, only: str | None = None, progress: bool = False) -
 
     def job(app, now):
         reports.append(fetch(app, now=now, only=only, progress=progress))
-        return fetch_result(reports[-1])
+        result = fetch_result(reports[-1])
+        if only:  # not a full fetch: the worker's catch-up must not count it as one
+            result.counts["source"] = only
+        return result
 
     result = Runner(app, jobs={"fetch": job}).run_job("fetch")
     if result.outcome == "skipped":

@@ -110,9 +110,11 @@ def abandon_running(session: Session, job: str, now: datetime, reason: str) -> i
 
 def last_run_start(session: Session, job: str) -> datetime | None:
     """When the latest finished run of `job` started. A failed run counts (retrying it on
-    every restart would hammer a failing source); an abandoned or cut-off one does not."""
+    every restart would hammer a failing source); an abandoned or cut-off one does not, nor
+    a fetch of one source (`tracker fetch --source`, its counts name the source)."""
     return session.scalar(select(func.max(JobRunRow.started_at)).where(
-        JobRunRow.job == job, JobRunRow.outcome.in_(("ok", "failed"))))
+        JobRunRow.job == job, JobRunRow.outcome.in_(("ok", "failed")),
+        JobRunRow.counts["source"].as_string().is_(None)))
 
 
 def recent_runs(session: Session, limit: int = 10) -> list[JobRunRow]:
