@@ -94,8 +94,15 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
     from tracker.pipeline.status import collect, render_table
     from tracker.scheduler import next_fire_times
 
+    def report() -> dict:
+        return collect(app, next_fire_times(app.config, datetime.now(UTC)))
+
     def status() -> str:
-        return render_table(collect(app, next_fire_times(app.config, datetime.now(UTC))))
+        return render_table(report())
+
+    def fetch_outcome() -> str:
+        [job] = [job for job in report()["jobs"] if job["job"] == "fetch"]
+        return job["last_run"]["outcome"]
 
     ran = []
     runner = Runner(app, jobs={"fetch": lambda a, now: ran.append(now) or JobResult("fetch", "ok")})
@@ -103,6 +110,9 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
     try:
         holder = f"{socket.gethostname()}:{other.pid}:feedbeef"
         assert _acquire(app.sessions, holder, datetime.now(UTC), name="fetch")
+        with transaction(app.sessions) as session:
+            runs.start_run(session, "fetch", datetime.now(UTC), socket.gethostname(), other.pid)
+        assert fetch_outcome() == "running"
         skipped = runner.run_job("fetch")  # alive on this machine: respected
         assert skipped.outcome == "skipped" and holder in skipped.error and not ran
         assert "running now: fetch on " + holder in status()
@@ -117,6 +127,7 @@ def test_a_lease_of_a_gone_local_process_is_taken_over_a_live_one_is_not(app):
     shown = status()  # not "running now" for hours
     assert "running now" not in shown and f"lease of {holder}, a process of this machine " \
         "that is gone" in shown
+    assert fetch_outcome() == "abandoned"  # its record says running until the next run
     result = runner.run_job("fetch")  # gone now: taken over at once, not after the TTL
     assert result.outcome == "ok" and len(ran) == 1
     with app.sessions() as session:

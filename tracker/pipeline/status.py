@@ -16,10 +16,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _run(row) -> dict:
+def _run(row, running: set[str]) -> dict:
+    """`running`: the jobs whose lease a live process holds. A run still marked running
+    without one was killed; the job's next run records it as abandoned."""
+    outcome, error = row.outcome, row.error
+    if outcome == "running" and row.job not in running:
+        outcome, error = "abandoned", "its process stopped before finishing"
     return {"id": row.id, "job": row.job, "started_at": _iso(row.started_at),
-            "finished_at": _iso(row.finished_at), "outcome": row.outcome,
-            "counts": row.counts or {}, "error": row.error, "host": row.host, "pid": row.pid}
+            "finished_at": _iso(row.finished_at), "outcome": outcome,
+            "counts": row.counts or {}, "error": error, "host": row.host, "pid": row.pid}
 
 
 def _sources(config, rows) -> list[dict]:
@@ -49,16 +54,17 @@ def collect(app: App, upcoming: dict[str, datetime], now: datetime | None = None
     config = app.config
     with app.sessions() as session:
         counts = runs.store_counts(session)
-        last = runs.last_runs_by_job(session)
-        recent = [_run(row) for row in runs.recent_runs(session, 10)]
-        sources = _sources(config, runs.source_health(session))
-        digest = runs.last_digest(session)
         locks = [{"job": lk.name, "holder": lk.holder, "since": _iso(lk.acquired_at),
                   "expires_at": _iso(lk.expires_at), "holder_gone": holder_gone(lk.holder)}
                  for lk in runs.live_locks(session, now)]
+        running = {lock["job"] for lock in locks if not lock["holder_gone"]}
+        last = {job: _run(row, running) for job, row in runs.last_runs_by_job(session).items()}
+        recent = [_run(row, running) for row in runs.recent_runs(session, 10)]
+        sources = _sources(config, runs.source_health(session))
+        digest = runs.last_digest(session)
     jobs = [{"job": job, "schedule": getattr(config.schedule, job),
              "timezone": config.schedule.timezone, "next_run": _iso(upcoming[job]),
-             "last_run": _run(last[job]) if job in last else None} for job in upcoming]
+             "last_run": last.get(job)} for job in upcoming]
     return {
         "now": _iso(now),
         "database": mask_url(config.database_url),
