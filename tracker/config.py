@@ -146,8 +146,8 @@ def _cron(value: str) -> str:
     try:
         trigger = cron_trigger(value, UTC)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a 5-field cron expression like '0 8 * * mon' "
-                         f"({exc})") from None
+        raise ValueError(f"{value!r} is not a valid cron expression ({exc}); the form is "
+                         "'minute hour day month weekday', e.g. '0 8 * * mon'") from None
     if trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=UTC)) is None:
         raise ValueError(f"{value!r} never fires (e.g. the 31st of February)")
     return value
