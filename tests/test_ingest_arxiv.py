@@ -548,3 +548,17 @@ def test_no_categories_and_no_query_is_refused_not_a_crawl_of_all_arxiv(arxiv_ap
     app = build(categories=[], query="")
     (rep,) = fetch(app, now=NOW).sources
     assert "neither categories nor a query" in rep.error and fake.served == 0
+
+
+def test_a_cursor_ahead_of_the_clock_still_fetches_the_overlap(arxiv_app, caplog):
+    """A clock set back (or a cursor from a clock that ran ahead) made every fetch an empty
+    window, silently, until the clock caught up with the cursor."""
+    fake, build = arxiv_app
+    app = build()
+    fetch(app, now=NOW)
+    behind = NOW - timedelta(days=5)  # the cursor is NOW - 12 h
+    fake.entries.append(make_entries(1, behind - timedelta(hours=1), prefix="2612")[0])
+    with caplog.at_level("WARNING", logger="tracker.pipeline.ingest"):
+        (rep,) = fetch(app, now=behind).sources
+    assert (rep.new, rep.error) == (1, None) and "2612.00000" in papers(app)
+    assert any("ahead of this machine's clock" in r.getMessage() for r in caplog.records)

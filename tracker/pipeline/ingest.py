@@ -156,8 +156,13 @@ def _fetch_arxiv(app, now: datetime, rep: SourceReport, bar) -> None:
         _fetch_seeds(app, client, now, rep)
         with app.sessions() as session:
             cursor = items.source_state(session, "arxiv", "arxiv").cursor
-        since = (cursor - timedelta(hours=cfg.overlap_hours) if cursor
-                 else now - timedelta(days=cfg.lookback_days))
+        overlap = timedelta(hours=cfg.overlap_hours)
+        since = cursor - overlap if cursor else now - timedelta(days=cfg.lookback_days)
+        if since > now - overlap:  # the cursor is ahead of this machine's clock
+            log.warning("arxiv: the cursor (%s UTC) is ahead of this machine's clock "
+                        "(%s UTC); is the clock right? fetching the last %d hours",
+                        f"{cursor:%Y-%m-%d %H:%M}", f"{now:%Y-%m-%d %H:%M}", cfg.overlap_hours)
+            since = now - overlap
         task = bar.task("arxiv", total=None)
         windows = list(source.date_chunks(since, now, FETCH_CHUNK_DAYS))
         done = 0
