@@ -4,6 +4,7 @@ inputs in the same format, the query we send, and the HTTP client against a loca
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,6 +165,19 @@ def test_client_gives_up_after_bounded_retries(local_server):
     with pytest.raises(SourceError, match="HTTP 503.*gave up after 3 attempts"):
         _client(local_server).get_page({"start": "0"}, expect_entries=False)
     assert len(local_server.requests) == 3
+
+
+def test_client_timeout_bounds_a_page_the_server_trickles_out(local_server):
+    """requests' timeout bounds each socket read only: 64 bytes every 0.2 s would hold one
+    page for minutes. Past the timeout the page is retried, then the fetch gives up."""
+    sample = (DATA / "versions_crosslist_oldstyle.xml").read_bytes()
+    local_server.route("/api/query", Reply(200, sample, trickle=0.2))
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"no answer within 0.5 s \(gave up after 2 attempts"):
+        _client(local_server, timeout_seconds=0.5, max_retries=1).get_page(
+            {"start": "0"}, expect_entries=False)
+    assert time.monotonic() - started < len(sample) / 64 * 0.2 / 2  # well before the end
+    assert len(local_server.requests) == 2
 
 
 def test_client_refuses_an_unreasonable_retry_after(local_server):

@@ -157,7 +157,7 @@ def test_the_timeout_bounds_a_body_the_server_trickles_out(local_server):
     local_server.route("/slow", Reply(200, body, {"Content-Type": "application/rss+xml"},
                                       trickle=0.2))
     started = time.monotonic()
-    with pytest.raises(SourceError, match="took longer than the timeout"):
+    with pytest.raises(SourceError, match=r"no answer from .* within 1 s"):
         feeds.fetch(local_server.url("/slow"), etag=None, last_modified=None, timeout=1.0,
                     max_bytes=1_000_000, user_agent="t")
     assert time.monotonic() - started < len(body) / 64 * 0.2 / 2  # well before the end

@@ -26,7 +26,7 @@ from lxml import etree
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Paper, canonical_arxiv_id
-from tracker.sources import describe_request_error
+from tracker.sources import describe_request_error, read_body
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class ArxivClient:
         self._pace()
         url = f"{self.api_url}?{urlencode(params)}"
         try:
-            resp = self._session.get(url, timeout=self.timeout)
-            body = resp.content
+            with self._session.get(url, timeout=self.timeout, stream=True) as resp:
+                body = read_body(resp, self.timeout)
         except requests.Timeout:
             raise Retryable(f"no answer within {self.timeout:g} s") from None
         except requests.RequestException as exc:

@@ -12,18 +12,16 @@ import hashlib
 import html
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import feedparser
 import nh3
 import requests
-import urllib3
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Post, canonical_arxiv_id
-from tracker.sources import describe_request_error
+from tracker.sources import BodyTooLarge, describe_request_error, read_body
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,12 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
                 raise SourceError(f"HTTP {resp.status_code} from {url}",
                                   hint="the server is busy or down; the next fetch tries "
                                        "again" if busy else "check the feed URL in [[feeds]]")
-            body = _read_capped(resp, max_bytes, url, time.monotonic() + timeout)
+            try:
+                body = read_body(resp, timeout, max_bytes)
+            except BodyTooLarge:
+                raise SourceError(f"{url} is larger than {max_bytes} bytes",
+                                  hint="raise [feed_fetch] max_bytes if the feed is genuine"
+                                  ) from None
             resp_headers = {k.lower(): v for k, v in resp.headers.items()}
             # after a redirect, relative links resolve against where the feed really is
             resp_headers.setdefault("content-location", resp.url)
@@ -91,28 +94,6 @@ def fetch(url: str, *, etag: str | None, last_modified: str | None, timeout: flo
         raise SourceError(f"cannot fetch {url}: {describe_request_error(exc)}") from None
     return FeedResponse(200, body, resp_headers, resp_headers.get("etag"),
                         resp_headers.get("last-modified"))
-
-
-def _read_capped(resp: requests.Response, max_bytes: int, url: str, deadline: float) -> bytes:
-    """The body, refusing more than max_bytes, and a server that trickles it out for longer
-    than the timeout (requests' own timeout applies to each read, not the whole body).
-    read1 returns what one socket read brings, so the deadline is checked as bytes come
-    (iter_content would wait for a whole chunk first)."""
-    chunks, size = [], 0
-    try:
-        while chunk := resp.raw.read1(64 * 1024, decode_content=True):
-            size += len(chunk)
-            if size > max_bytes:
-                raise SourceError(f"{url} is larger than {max_bytes} bytes",
-                                  hint="raise [feed_fetch] max_bytes if the feed is genuine")
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise SourceError(f"{url} took longer than the timeout to send its body")
-    except urllib3.exceptions.ReadTimeoutError:
-        raise requests.Timeout() from None
-    except urllib3.exceptions.HTTPError as exc:  # a cut connection, a broken gzip stream
-        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
-    return b"".join(chunks)
 
 
 def parse(name: str, url: str, body: bytes, headers: dict[str, str] | None) -> ParsedFeed:
