@@ -60,6 +60,20 @@ def test_broken_config_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert str(bad) in proc.stderr and "schedule.digest" in proc.stderr
 
 
+def test_a_fatal_error_is_a_json_log_record_under_log_format_json(tmp_path):
+    """A log collector reading the worker's stderr parses every line, the last one too."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[schedule]\ndigest = "whenever"\n')
+    command = [sys.executable, "-m", "tracker", "--log-format", "json", "--config", str(bad),
+               "worker"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["exit_code"]) == ("error", "exit", 2)
+    assert record["message"].startswith("error: ") and "schedule.digest" in record["message"]
+
+
 def test_db_upgrade_then_current(db_url):
     env = {"TRACKER_DATABASE_URL": db_url}
     first = run("db", "upgrade", env=env)
