@@ -63,17 +63,21 @@ def tracker(keywords, **options):
 def cross_validate(method, docs, labels, folds):
     """Mean of the per-fold figures, plus AP and P@20 of the pooled out-of-fold scores
     (each fold holds only ~24 positives, which caps a per-fold P@20 that ranks them)."""
-    rows, pooled = [], np.zeros(len(docs))
+    rows, pooled, misses = [], np.zeros(len(docs)), []
     for train_idx, test_idx in folds:
         scores = method([docs[i] for i in train_idx], [labels[i] for i in train_idx],
                         [docs[i] for i in test_idx])
         pooled[test_idx] = scores
         rows.append(evaluate(scores, [labels[i] for i in test_idx], threshold=0.0))
+        # what the top 20 holds besides core papers: adjacent (1) or unrelated (0) ones
+        top = [labels[test_idx[i]] for i in np.argsort(-np.asarray(scores), kind="stable")[:20]]
+        misses.append(f"{top.count(1)}/{top.count(0)}")
     out = {k: float(np.mean([r[k] for r in rows]))
            for k in ("average_precision", "precision_at_20", "roc_auc")}
     whole = evaluate(pooled, labels, threshold=0.0)
     out["folds"] = " ".join(f"{r['average_precision']:.3f}/{r['precision_at_20']:.2f}"
                             for r in rows)
+    out["misses"] = " ".join(misses)
     return {**out, "pooled_ap": whole["average_precision"],
             "pooled_p20": whole["precision_at_20"], "pooled_p50": whole["precision_at_50"]}
 
@@ -84,6 +88,7 @@ def line(name, m):
           f"  P@20 {m['pooled_p20']:.3f}  P@50 {m['pooled_p50']:.3f}", flush=True)
     if name.startswith("tracker"):
         print(f"  {'':40s} per fold AP/P@20: {m['folds']}", flush=True)
+        print(f"  {'':40s} per fold top 20, label 1/label 0: {m['misses']}", flush=True)
 
 
 def few_labels(dev, stream, sizes=(5, 20, 50, 90), draws=3) -> None:
