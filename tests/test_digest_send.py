@@ -26,6 +26,7 @@ from tracker.store.db import transaction
 from tracker.store.schema import (
     DigestItemRow,
     DigestRow,
+    LabelRow,
     PaperRow,
     PostRefRow,
     PostRow,
@@ -123,7 +124,8 @@ def ledger_items(app: App, digest_id: int) -> list[str]:
 def item_ids_in(text: str) -> list[str]:
     """Item ids in the order the text part shows them (papers by abs URL, posts by link)."""
     links = {"https://xcorr.example/2026/11/snn-dynamics": "post:1",
-             "https://transmitter.example/what-is-neuroai": "post:2", "(no link)": "post:3"}
+             "https://transmitter.example/what-is-neuroai": "post:2", "(no link)": "post:3",
+             "https://colah.example/posts/9": "post:4"}
     found = []
     for line in text.splitlines():
         word = line.strip().split(" ")[-1] if "-> on " in line else line.strip()
@@ -195,6 +197,21 @@ def test_papers_are_ranked_best_first_within_sections(week_app, smtp):
     for section in sections[:-1]:
         papers = [i for i in item_ids_in(section) if not i.startswith("post:")]
         assert [scores[p] for p in papers] == sorted((scores[p] for p in papers), reverse=True)
+
+
+def test_labels_decide_over_the_score(week_app, smtp):
+    """Labelled irrelevant: never sent, however high it scores; labelled relevant: sent
+    however low (paper 2611.10009 and post 4 score under min_score)."""
+    with transaction(week_app.sessions) as session:
+        session.add_all([LabelRow(paper_id="2611.10001", label="irrelevant", created_at=NOW),
+                         LabelRow(post_id=2, label="irrelevant", created_at=NOW),
+                         LabelRow(paper_id="2611.10009", label="relevant", created_at=NOW),
+                         LabelRow(post_id=4, label="relevant", created_at=NOW),
+                         LabelRow(paper_id="2611.10002", label="relevant", created_at=NOW)])
+    send_digest(week_app, now=NOW)
+    sent = set(item_ids_in(smtp.messages[0].get_body(("plain",)).get_content()))
+    assert sent == EXPECTED_PAPERS - {"2611.10001"} | {"2611.10009"} | (
+        EXPECTED_POSTS - {"post:2"} | {"post:4"})
 
 
 # -- exactly once ---------------------------------------------------------------------------

@@ -13,11 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tracker.store import chunks
-from tracker.store.schema import DigestItemRow, DigestRow, PaperRow, PostRefRow, PostRow, ScoreRow
+from tracker.store.schema import (
+    DigestItemRow,
+    DigestRow,
+    LabelRow,
+    PaperRow,
+    PostRefRow,
+    PostRow,
+    ScoreRow,
+)
 
 
 @dataclass
@@ -36,7 +44,8 @@ def candidate_papers(session: Session, start: datetime, end: datetime, min_score
                      include_updates: bool, recent: datetime, *,
                      unsent_only: bool = True) -> list[PaperRow]:
     """Papers first seen in [start, end), published from `recent` on (or undated), scoring
-    >= min_score (any score, or none, when it is None) and never sent (unless not
+    >= min_score or labelled relevant, and not labelled irrelevant (any score and label,
+    when it is None) and never sent (unless not
     `unsent_only`); with include_updates also older papers (seen before, or published
     before `recent`) whose new version, dated from `recent` on, was seen in the period.
     (A backfill stores old papers with old versions: neither kind.)"""
@@ -51,18 +60,26 @@ def candidate_papers(session: Session, start: datetime, end: datetime, min_score
                        or_(PaperRow.updated.is_(None), PaperRow.updated >= recent))
         wanted = or_(new, updated)
     if min_score is not None:
-        wanted = and_(wanted, PaperRow.score >= min_score)
+        wanted = and_(wanted, _scored_or_labelled(PaperRow, LabelRow.paper_id, min_score))
     return list(session.scalars(select(PaperRow).where(wanted)))
+
+
+def _scored_or_labelled(item, owner, min_score: float):
+    """The user's label decides over the score: an item labelled relevant is in whatever
+    its score, one labelled irrelevant is never in."""
+    def labelled(label):
+        return exists().where(owner == item.id, LabelRow.label == label)
+    return or_(and_(item.score >= min_score, ~labelled("irrelevant")), labelled("relevant"))
 
 
 def candidate_posts(session: Session, start: datetime, end: datetime, min_score: float | None,
                     recent: datetime) -> list[PostRow]:
-    """Posts first seen in [start, end) scoring >= min_score (any, or none, when it is
-    None), undated or dated from `recent` on."""
+    """Posts first seen in [start, end), undated or dated from `recent` on, scoring >=
+    min_score or labelled relevant, and not labelled irrelevant (any, when it is None)."""
     wanted = and_(PostRow.first_seen_at >= start, PostRow.first_seen_at < end,
                   or_(PostRow.published.is_(None), PostRow.published >= recent))
     if min_score is not None:
-        wanted = and_(wanted, PostRow.score >= min_score)
+        wanted = and_(wanted, _scored_or_labelled(PostRow, LabelRow.post_id, min_score))
     return list(session.scalars(select(PostRow).where(wanted)))
 
 
