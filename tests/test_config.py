@@ -88,6 +88,7 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
          "key 'schedule.digest': '0 8 1,15 \\* mon' is not a valid cron expression \\(it "
          "restricts both the day of the month and the day of the week"),
         ('[arxiv]\napi_url = "ftp://x"\n', "key 'arxiv.api_url': expected an http"),
+        ("[arxiv]\ncategories = []\n", "key 'arxiv.categories': empty, and .* query is empty"),
         ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',
          "feed names must be unique"),

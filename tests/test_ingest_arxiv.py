@@ -544,9 +544,13 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
 
 
 def test_no_categories_and_no_query_is_refused_not_a_crawl_of_all_arxiv(arxiv_app):
+    from tracker.errors import ConfigError
+
     fake, build = arxiv_app
-    app = build(categories=[], query="")
-    (rep,) = fetch(app, now=NOW).sources
+    with pytest.raises(ConfigError, match="would page through all of arXiv"):
+        build(categories=[], query="")  # `tracker config check` says so too
+    app = build(categories=[], query="", enabled=False)  # valid; then fetched by name:
+    (rep,) = fetch(app, now=NOW, only="arxiv").sources
     assert "neither categories nor a query" in rep.error and fake.served == 0
 
 

@@ -468,6 +468,11 @@ def from_dict(raw: dict, *, source: str = "<dict>") -> Config:
     """A validated Config from TOML-shaped data; ConfigError lists every bad key."""
     errors: list[str] = []
     config = _build(Config, raw, (), errors)
+    if not errors and config.arxiv.enabled and not (config.arxiv.categories
+                                                    or config.arxiv.query.strip()):
+        _error(errors, ("arxiv", "categories"), "empty, and [arxiv] query is empty too: "
+               "the fetch would page through all of arXiv; name categories (e.g. "
+               "[\"q-bio.NC\"]), set a query, or set [arxiv] enabled = false")
     if errors:
         raise ConfigError("\n".join(f"{source}: {error}" for error in errors))
     object.__setattr__(config, "_source", source)
