@@ -126,7 +126,8 @@ def test_database_urls_as_users_write_them(tmp_path):
     result = run("status", env={"TRACKER_DATABASE_URL": "postgresql+psycopg2://me@127.0.0.1/x"})
     assert result.exit_code == 1 and "use a postgresql+psycopg:// URL" in result.output
     (tmp_path / "file").write_text("a file where the folder would go")
-    result = run("status", env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/file/db.sqlite"})
+    result = run("db", "upgrade",
+                 env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/file/db.sqlite"})
     assert (result.exit_code, result.output.count("\n")) == (1, 1), result.output
     assert f"cannot create the folder {tmp_path}/file of the SQLite database" in result.output
     bad = tmp_path / "bad.toml"
@@ -151,7 +152,7 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
                     ["explain", "2401.00001"], ["label", "2401.00001", "relevant"], ["tune"],
                     ["rescore"],
                     ["digest", "preview"],
-                    ["digest", "list"], ["db", "current"]):
+                    ["digest", "list"], ["db", "current"], ["status"]):
         result = run(*command, env=env)
         assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
         assert f"error: no database at {missing}" in result.output
@@ -160,8 +161,10 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
     small = Path(__file__).parent / "data" / "labels" / "small.jsonl"
     evaluated = run("eval", "--labels", str(small), env=env)  # a new install's cold start
     assert evaluated.exit_code == 0 and not missing.parent.exists(), evaluated.output
-    monkeypatch.chdir(tmp_path)  # a new install: status creates the store, and says where
-    result = run("status", env={**env, "TRACKER_DATABASE_URL": "sqlite:///data/t.db"})
+    monkeypatch.chdir(tmp_path)  # a new install: db upgrade (or fetch) creates the store
+    env = {**env, "TRACKER_DATABASE_URL": "sqlite:///data/t.db"}
+    assert run("db", "upgrade", env=env).exit_code == 0
+    result = run("status", env=env)
     assert result.exit_code == 0, result.output
     assert f"database  sqlite:///data/t.db ({tmp_path / 'data' / 't.db'})" in result.output
     assert (tmp_path / "data" / "t.db").is_file()
@@ -177,14 +180,16 @@ def test_commands_that_only_read_never_create_the_schema_in_an_empty_database(db
     if db_url.startswith("sqlite"):
         open(db_url.removeprefix("sqlite:///"), "wb").close()
     env = {"TRACKER_DATABASE_URL": db_url, "TRACKER_CONFIG": ""}
-    for command in (["search", "dendrites"], ["show", "2401.00001"], ["digest", "list"]):
+    for command in (["search", "dendrites"], ["show", "2401.00001"], ["digest", "list"],
+                    ["status"]):
         result = run(*command, env=env)
         assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
         assert "holds no tracker store yet" in result.output and "tracker fetch" in result.output
     engine = db.make_engine(db_url)
     assert inspect(engine).get_table_names() == []
     engine.dispose()
-    assert run("status", env=env).exit_code == 0  # a command that may write creates it
+    assert run("db", "upgrade", env=env).exit_code == 0  # a command that writes creates it
+    assert run("status", env=env).exit_code == 0
 
 
 def test_tracker_run_without_recipients_says_no_digest_goes_out(tmp_path):

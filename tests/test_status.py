@@ -109,6 +109,14 @@ def test_status_reports_counts_runs_schedule_health_and_digest(make_config, loca
 def test_status_command_on_a_fresh_database_table_and_json(tmp_path, db_url):
     config = write_config(tmp_path / "t.toml", {"arxiv": {"enabled": False}})
     env = {"TRACKER_DATABASE_URL": db_url}
+    # before anything made the store (or with a mistyped URL): said, and nothing created
+    for _ in range(2):
+        missing = CliRunner().invoke(cli, ["--config", str(config), "status"], env=env)
+        assert missing.exit_code == 1
+        assert re.search(r"error: (no database at|database .* holds no tracker store)",
+                         missing.output)
+    assert CliRunner().invoke(cli, ["--config", str(config), "db", "upgrade"],
+                              env=env).exit_code == 0
     table = CliRunner().invoke(cli, ["--config", str(config), "status"], env=env)
     assert table.exit_code == 0, table.output
     assert "0 papers, 0 posts, 0 scored, 0 labelled" in table.output
@@ -124,6 +132,7 @@ def test_status_command_on_a_fresh_database_table_and_json(tmp_path, db_url):
 
 def test_status_never_prints_the_database_password(tmp_path):
     env = {"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
     result = CliRunner().invoke(cli, ["status", "--format", "json"], env=env)
     assert json.loads(result.output)["database"] == env["TRACKER_DATABASE_URL"]
     env = {"TRACKER_DATABASE_URL": "postgresql+psycopg://me:s3cret@127.0.0.1:1/none"}

@@ -104,7 +104,7 @@ def status(ctx: click.Context, fmt: str) -> None:
     from tracker.pipeline.status import collect, render_table
     from tracker.scheduler import next_fire_times
 
-    app, now = get_app(ctx), utcnow()
+    app, now = get_app(ctx, existing=True), utcnow()  # a mistyped URL must not make a store
     report = collect(app, next_fire_times(app.config, now), now)
     if fmt == "json":
         echo_json(report)
