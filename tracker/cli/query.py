@@ -64,8 +64,12 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     """
     from tracker.pipeline.query import Filters, search
 
-    filters = Filters(since=parse_date(since, "--since"),
-                      until=parse_date(until, "--until", end_of_day=True),
+    since, until = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
+    if since and until and since >= until:
+        raise click.BadParameter(f"{since:%Y-%m-%d %H:%M} is not before --until "
+                                 f"{until:%Y-%m-%d %H:%M} (UTC): nothing can match",
+                                 param_hint="--since")
+    filters = Filters(since=since, until=until,
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
     text = " ".join(query)
