@@ -291,21 +291,27 @@ def test_windows_over_the_result_cap_are_split(arxiv_app, local_server, monkeypa
         assert int(args["start"][0]) + int(args["max_results"][0]) <= 12
 
 
-def test_seed_papers_are_fetched_once_by_id(arxiv_app, make_config, local_server):
+def test_seed_papers_are_fetched_once_by_id(arxiv_app, make_config, local_server, caplog):
     fake, _ = arxiv_app
     old = make_entries(3, NOW - timedelta(days=400), prefix="2401")
     fake.entries += old
     app = App(make_config({"arxiv": {"api_url": local_server.url("/api/query"),
                                      "delay_seconds": 0, "page_size": 10},
-                           "relevance": {"seed_papers": [old[0].id, old[2].id + "v1"]}}))
+                           "relevance": {"seed_papers": [old[0].id, old[2].id + "v1",
+                                                         "2401.99999"]}}))
     try:
-        (rep,) = fetch(app, now=NOW).sources
+        with caplog.at_level("WARNING", logger="tracker.pipeline.ingest"):
+            (rep,) = fetch(app, now=NOW).sources
         assert rep.error is None and rep.new == 47
+        assert [r.getMessage() for r in caplog.records] == [
+            "arxiv: seed paper(s) 2401.99999 not found on arXiv; check [relevance] seed_papers"]
         assert {old[0].id, old[2].id} <= set(papers(app)) and old[1].id not in papers(app)
         id_requests = [q for q in [r.query for r in local_server.requests] if "id_list" in q]
         assert len(id_requests) == 1
-        fetch(app, now=NOW + timedelta(hours=1))
-        assert len([q for q in [r.query for r in local_server.requests] if "id_list" in q]) == 1
+        fetch(app, now=NOW + timedelta(hours=1))  # asks again for the unknown one only
+        id_requests = [q for q in [r.query for r in local_server.requests] if "id_list" in q]
+        assert len(id_requests) == 2 and "2401.99999" in id_requests[1]
+        assert old[0].id not in id_requests[1]
     finally:
         app.close()
 

@@ -194,6 +194,11 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
     try:
         for page in source.id_pages(client, missing):
             _store_papers(app, page, now, rep)
+        with app.sessions() as session:
+            unknown = [s for s in missing if s not in items.stored_paper_ids(session, missing)]
+        if unknown:  # arXiv answered without them: a typo, or a withdrawn id
+            log.warning("arxiv: seed paper(s) %s not found on arXiv; check "
+                        "[relevance] seed_papers", ", ".join(unknown))
     except source.GaveUp:
         raise  # the category queries would only wait out the same retries; the source fails
     except TrackerError as exc:  # the category fetch still runs; the next fetch retries

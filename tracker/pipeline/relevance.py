@@ -181,7 +181,8 @@ def _training_set(app, label_files) -> tuple[list, list, dict]:
             examples[item.key] = (_doc(item), 2, "seeds")
         if unfetched := sorted(set(seeds) - {item.key for item in stored_seeds}):
             log.warning("%d seed paper(s) not stored yet, so not trained on: %s (`tracker "
-                        "fetch` fetches them)", len(unfetched), ", ".join(unfetched))
+                        "fetch` fetches them; it warns about ids arXiv does not know)",
+                        len(unfetched), ", ".join(unfetched))
         for item, label in store.labelled_items(session):
             examples[item.key] = (_doc(item), USER_LABELS[label], "user_labels")
         # Stage A learns "NeuroAI or related" against label 0: with none, or fewer than the
