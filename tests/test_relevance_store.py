@@ -340,6 +340,9 @@ def test_rescore_without_the_model_file_keeps_a_trained_models_scores(filled, db
     result = invoke(config_file, "rescore")
     assert result.exit_code == 1 and "would replace them with cold-start scores" in result.output
     assert "--cold-start" in result.output and scores_of(app) == before
+    result = invoke(config_file, "explain", "2401.00001")  # says why, not "rescore"
+    assert "that model's file is not loaded" in result.output and "model_path" in result.output
+    assert "`tracker rescore` updates it" not in result.output
     result = invoke(config_file, "rescore", "--cold-start")
     assert result.exit_code == 0 and scores_of(app)[2] == {"cold-start"}
 

@@ -81,9 +81,15 @@ def explain_command(ctx: click.Context, item_id: str, top: int, fmt: str) -> Non
     if item.score is None or round(item.score, 3) != round(why.score, 3) \
             or item.score_model != why.model_version:
         # search, show and the digest use the stored score until the next rescore
+        from tracker.scoring.model import COLD_START_VERSION
+
         if item.score is None:
             click.echo("  not scored yet (stored before any scoring): `tracker rescore` "
                        "scores it")
+        elif why.model_version == COLD_START_VERSION != item.score_model:
+            click.echo(f"  stored score {item.score:.3f} ({item.score_model}): that model's "
+                       "file is not loaded, so this is cold start's view; fix [relevance] "
+                       "model_path or run `tracker train`")
         else:
             click.echo(f"  stored score {item.score:.3f} ({item.score_model}): the model or "
                        "keywords changed since; `tracker rescore` updates it")
