@@ -51,6 +51,7 @@ def test_arxiv_ids_and_dois_are_extracted_from_links_and_text():
     ("arXiv: 1706.03762 and arxiv:hep-th/9901001v2", {("arxiv", "1706.03762"),
                                                       ("arxiv", "hep-th/9901001")}),
     ("https://arxiv.org/abs/math.AG/0211159", {("arxiv", "math/0211159")}),
+    ("https://arxiv.org/ftp/arxiv/papers/2207/2207.01722.pdf", {("arxiv", "2207.01722")}),
     ("https://doi.org/10.48550/arXiv.2305.10601", {("arxiv", "2305.10601")}),
     ("(doi:10.1016/j.neuron.2020.01.001)", {("doi", "10.1016/j.neuron.2020.01.001")}),
     ("version 2024.1 of a tool, 3.14159", set()),

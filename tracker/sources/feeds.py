@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
 _ARXIV_LINK = re.compile(
-    rf"arxiv\.org/(?:abs|pdf|html)/({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?", re.IGNORECASE)
+    rf"arxiv\.org/(?:(?:abs|pdf|html)/|ftp/arxiv/papers/\d{{4}}/)({ARXIV_NEW_ID}|{ARXIV_OLD_ID})"
+    r"(?:v\d+)?", re.IGNORECASE)
 _ARXIV_TEXT = re.compile(rf"\barxiv:\s?({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?", re.IGNORECASE)
 _ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({ARXIV_NEW_ID})", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"'<>&]+)")
