@@ -137,6 +137,7 @@ def test_filters(store):
     assert ids(store, since=day(2, 5), until=day(3, 1)) == ["post:1", "2601.00002"]
     assert ids(store, min_score=0.7) == ["2601.00005", "post:1", "2601.00001"]
     assert ids(store, categories=("q-bio.NC",)) == ["2601.00005", "2601.00001"]
+    assert ids(store, categories=("Q-BIO.nc",)) == ["2601.00005", "2601.00001"]
     assert ids(store, categories=("math.DG", "cs.LG")) == ["2601.00003", "math/0211159"]
     assert ids(store, author="ada") == ["2601.00001", "2601.00003"]
     assert ids(store, author="ada lov") == ["2601.00001"]

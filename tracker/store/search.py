@@ -285,8 +285,9 @@ def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
     if f.categories:
         fn = func.json_array_elements_text if pg else func.json_each
         values = fn(c.categories).table_valued("value")
-        own.append(exists(select(literal(1)).select_from(values)
-                          .where(values.c.value.in_(list(f.categories)))))
+        # arXiv spells them one way (q-bio.NC); "q-bio.nc" typed by hand means the same
+        own.append(exists(select(literal(1)).select_from(values).where(
+            func.lower(values.c.value).in_([c.lower() for c in f.categories]))))
     if f.labelled is not None:
         owner = labels.c.paper_id if side.kind == "paper" else labels.c.post_id
         other.append(exists().where(owner == t.c.id, labels.c.label == f.labelled))
