@@ -152,7 +152,8 @@ def test_commands_that_only_read_never_create_a_database_elsewhere(tmp_path, mon
                     ["explain", "2401.00001"], ["label", "2401.00001", "relevant"], ["tune"],
                     ["rescore"],
                     ["digest", "preview"],
-                    ["digest", "list"], ["db", "current"], ["status"]):
+                    ["digest", "list"], ["db", "current"], ["status"],
+                    ["digest", "send", "--dry-run"]):
         result = run(*command, env=env)
         assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
         assert f"error: no database at {missing}" in result.output
@@ -181,10 +182,12 @@ def test_commands_that_only_read_never_create_the_schema_in_an_empty_database(db
         open(db_url.removeprefix("sqlite:///"), "wb").close()
     env = {"TRACKER_DATABASE_URL": db_url, "TRACKER_CONFIG": ""}
     for command in (["search", "dendrites"], ["show", "2401.00001"], ["digest", "list"],
-                    ["status"]):
+                    ["status"], ["digest", "send", "--dry-run"]):
         result = run(*command, env=env)
         assert (result.exit_code, result.output.count("\n")) == (1, 1), (command, result.output)
         assert "holds no tracker store yet" in result.output and "tracker fetch" in result.output
+    small = Path(__file__).parent / "data" / "labels" / "small.jsonl"
+    assert run("eval", "--labels", str(small), env=env).exit_code == 0  # cold start's view
     engine = db.make_engine(db_url)
     assert inspect(engine).get_table_names() == []
     engine.dispose()

@@ -184,3 +184,18 @@ def test_sigterm_stops_tracker_run_and_fetch_and_frees_the_lease(tmp_path, db_ur
             assert session.scalars(select(LockRow)).all() == []
     finally:
         app.close()
+
+
+def test_sigterm_stops_a_backfill_saying_where_to_resume(tmp_path, db_url, local_server):
+    """As Ctrl-C (SIGTERM used to end it at once, exit 143, without a word)."""
+    fake = FakeArxiv([], faults={0: Reply(503, "", delay=60)})
+    local_server.route("/api/query", fake)
+    run = WorkerProcess(tmp_path, db_url, worker_config(local_server), "backfill",
+                        "--since", "2026-11-01", "--until", "2026-11-03", name="backfill")
+    try:
+        wait_for(lambda: fake.served >= 1, what="the arXiv request")
+        assert run.stop(signal.SIGTERM) == 130
+    finally:
+        run.kill()
+    assert "re-run with --since 2026-11-01 --until 2026-11-03" in run.log
+    assert "interrupted" in run.log and "Traceback" not in run.log

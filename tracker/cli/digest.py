@@ -77,7 +77,8 @@ def send_command(ctx: click.Context, dry_run: bool, force: bool) -> None:
     from tracker.pipeline import utcnow
     from tracker.pipeline.digest import send_digest
 
-    outcome = send_digest(get_app(ctx), now=utcnow(), dry_run=dry_run, force=force)
+    outcome = send_digest(get_app(ctx, existing=dry_run), now=utcnow(), dry_run=dry_run,
+                          force=force)
     click.echo(f"{outcome.status}: {outcome.message}")
 
 

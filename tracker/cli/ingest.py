@@ -83,8 +83,9 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     if end is not None and start >= end:
         raise click.BadParameter(f"--until {until} is before --since {since}",
                                  param_hint="--until")
-    rep = backfill(app, since=start, until=min(end, now) if end else None,
-                   now=now, progress=sys.stdout.isatty())
+    with sigterm_interrupts():  # as Ctrl-C: it says from which date to resume
+        rep = backfill(app, since=start, until=min(end, now) if end else None,
+                       now=now, progress=sys.stdout.isatty())
     click.echo(_line(rep))
     if rep.error:
         ctx.exit(1)
