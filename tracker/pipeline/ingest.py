@@ -187,16 +187,14 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
 
     seeds = list(dict.fromkeys(item_key(s) for s in app.config.relevance.seed_papers
                                if s.strip()))
-    with app.sessions() as session:
-        missing = [s for s in seeds if s not in items.stored_paper_ids(session, seeds)]
+    missing = _unstored(app, seeds)
     if not missing:
         return
     try:
         for page in source.id_pages(client, missing):
             _store_papers(app, page, now, rep)
-        with app.sessions() as session:
-            unknown = [s for s in missing if s not in items.stored_paper_ids(session, missing)]
-        if unknown:  # arXiv answered without them: a typo, or a withdrawn id
+        # what arXiv answered without: a typo, or a withdrawn id
+        if unknown := _unstored(app, missing):
             log.warning("arxiv: seed paper(s) %s not found on arXiv; check "
                         "[relevance] seed_papers", ", ".join(unknown))
     except source.GaveUp:
@@ -204,6 +202,13 @@ def _fetch_seeds(app, client, now: datetime, rep: SourceReport) -> None:
     except TrackerError as exc:  # the category fetch still runs; the next fetch retries
         rep.errors += 1
         log.warning("arxiv: seed papers %s not fetched: %s", ", ".join(missing), exc)
+
+
+def _unstored(app, ids: list[str]) -> list[str]:
+    """The ids of `ids` that no stored paper has, in order (one query)."""
+    with app.sessions() as session:
+        stored = items.stored_paper_ids(session, ids)
+    return [i for i in ids if i not in stored]
 
 
 def _store_papers(app, page, now: datetime, rep: SourceReport, *, cursor: bool = False) -> None:
