@@ -64,12 +64,11 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     """
     from tracker.pipeline.query import Filters, search
 
-    since, until = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
-    if since and until and since >= until:
-        raise click.BadParameter(f"{since:%Y-%m-%d %H:%M} is not before --until "
-                                 f"{until:%Y-%m-%d %H:%M} (UTC): nothing can match",
+    start, end = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
+    if start and end and start >= end:  # the dates as typed: `end` is the next midnight
+        raise click.BadParameter(f"{since} is not before --until {until}: nothing can match",
                                  param_hint="--since")
-    filters = Filters(since=since, until=until,
+    filters = Filters(since=start, until=end,
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
     text = " ".join(query)
