@@ -285,12 +285,28 @@ def test_cli_label_train_rescore_explain_eval(filled, db_url, tmp_path):
     assert {"average_precision", "roc_auc", "precision_at_10", "precision_at_20",
             "precision_at_50", "precision", "recall", "f1", "n", "n_positive"} <= set(cold)
     assert cold["n"] == 20 and cold["n_positive"] == 8 and cold["model_version"] == "cold-start"
+    assert cold["n_seen_in_training"] == 0 and "trained on" not in result.stderr
     result = invoke(config_file, "label", "arXiv:2401.00003v2", "irrelevant")
     assert result.output == "2401.00003: irrelevant\n"  # the item as it is stored
     assert result.exit_code == 0 and "irrelevant" in result.output
     result = invoke(config_file, "train", "--labels", str(SMALL))
     assert result.exit_code == 0, result.output
     assert "21 examples" in result.output and (tmp_path / "model.joblib").is_file()
+    result = invoke(config_file, "eval", "--labels", str(SMALL), "--format", "json")
+    assert json.loads(result.stdout)["n_seen_in_training"] == 20  # the file it learnt from
+    assert f"20 of the 20 records in {SMALL} are examples the model was trained on" \
+        in result.stderr
+    held_out = tmp_path / "held_out.jsonl"  # the same texts under other ids: not seen
+    held_out.write_text("".join(json.dumps({**json.loads(line), "id": f"held-{i}"}) + "\n"
+                                for i, line in enumerate(SMALL.read_text().splitlines())))
+    result = invoke(config_file, "eval", "--labels", str(held_out), "--format", "json")
+    assert json.loads(result.stdout)["n_seen_in_training"] == 0 and not result.stderr
+    relevant = tmp_path / "relevant.jsonl"  # one class only: no AP or ROC AUC to give
+    relevant.write_text("".join(line + "\n" for line in held_out.read_text().splitlines()
+                                if json.loads(line)["label"] == 2))
+    result = invoke(config_file, "eval", "--labels", str(relevant))
+    assert result.exit_code == 0 and "n_positive         8\n" in result.output
+    assert "roc_auc            n/a (needs records labelled 2 and others)" in result.output
     result = invoke(config_file, "rescore")
     assert result.exit_code == 0 and "rescored 4 items" in result.output
     result = invoke(config_file, "explain", "2401.00001", "--format", "json")

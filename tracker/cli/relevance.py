@@ -121,7 +121,10 @@ def eval_command(ctx: click.Context, label_file: str, fmt: str) -> None:
         echo_json(metrics)
         return
     for key, value in metrics.items():
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        if value is None:  # average precision, ROC AUC: undefined with one class
+            shown = "n/a (needs records labelled 2 and others)"
+        else:
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         click.echo(f"{key:18s} {shown}")
 
 

@@ -167,9 +167,9 @@ class TrainReport:
     sources: dict = field(default_factory=dict)
 
 
-def _training_set(app, label_files) -> tuple[list, list, dict]:
+def _training_set(app, label_files) -> tuple[list, list, dict, list]:
     """(docs, labels, how many examples each source gave: files, seeds, user_labels,
-    background)."""
+    background; their ids)."""
     from tracker.scoring.labels import read_labels
 
     examples: dict[str, tuple] = {}  # id -> (doc, label, source); later sources win
@@ -198,14 +198,14 @@ def _training_set(app, label_files) -> tuple[list, list, dict]:
     for _, _, source in examples.values():
         counts[source] += 1
     return ([doc for doc, _, _ in examples.values()],
-            [label for _, label, _ in examples.values()], counts)
+            [label for _, label, _ in examples.values()], counts, list(examples))
 
 
 def train(app, label_files: list[str]) -> TrainReport:
     from tracker.scoring import model as scoring_model
     from tracker.scoring import persist
 
-    docs, labels, counts = _training_set(app, label_files)
+    docs, labels, counts, ids = _training_set(app, label_files)
     positives = sum(1 for label in labels if label == 2)
     if positives == 0 or positives == len(labels):
         given = len(labels) - counts["background"]  # the stored papers added are not theirs
@@ -226,6 +226,7 @@ def train(app, label_files: list[str]) -> TrainReport:
     except ValueError as exc:  # e.g. sklearn: empty vocabulary (texts without words)
         raise InputError(f"cannot train on these examples: {exc}") from None
     trained.meta["keywords"] = dict(app.config.relevance.keywords)  # see scorer()
+    trained.trained_ids = frozenset(ids)
     path = persist.save(trained, app.config.relevance.model_path)
     return TrainReport(str(path), trained.version, trained.n_train, trained.n_positive, counts)
 
@@ -263,10 +264,16 @@ def evaluate_file(app, path: str) -> dict:
     from tracker.scoring.metrics import evaluate
 
     records = read_labels(path)
-    results = scorer(app).score([r.doc for r in records])
+    current = scorer(app)
+    results = current.score([r.doc for r in records])
     metrics = evaluate([r.score for r in results], [r.label for r in records],
                        app.config.relevance.threshold)
-    return {**metrics, "model_version": scorer(app).version}
+    seen = sum(r.id in current.model.trained_ids for r in records) if current.model else 0
+    if seen:
+        log.warning("%d of the %d records in %s are examples the model was trained on; the "
+                    "figures overstate how it ranks papers it has not seen (evaluate on a "
+                    "file kept out of `tracker train`)", seen, len(records), path)
+    return {**metrics, "model_version": current.version, "n_seen_in_training": seen}
 
 
 def label(app, item_id: str, value: str, *, now: datetime | None = None) -> str:

@@ -94,6 +94,9 @@ class TrainedModel:
     trained_at: str
     meta: dict = field(default_factory=dict)
     sharpness: float = 1.0  # of combine(); 1.0 for model files saved before it existed
+    # ids of the examples it learnt from, so that `tracker eval` can say when a file holds
+    # them (its figures then overstate); empty for model files saved before it existed
+    trained_ids: frozenset = frozenset()
 
     def feature_names(self) -> list[str]:
         names = [""] * len(self.vocabulary)
