@@ -113,6 +113,13 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[database]\nurl = "postgresql+psycopg://u@127.0.0.1:notaport/x"\n',
          "key 'database.url': the port in the URL is not a number"),
         ('[relevance.keywords]\n"brain" = "high"\n', "key 'relevance.keywords.brain'"),
+        ('[relevance.keywords]\n"Place cell" = 1.0\n"place-cell" = 2.0\n',
+         "key 'relevance.keywords': 'Place cell' and 'place-cell' are the same phrase"),
+        # the matcher reads "place cell" in "place cells" too: a text would count both
+        ('[relevance.keywords]\n"place cells" = 1.0\n"place cell" = 2.0\n',
+         "key 'relevance.keywords': 'place cell' already matches 'place cells'"),
+        ('[relevance.keywords]\n"brain" = 1.0\n"brainses" = 2.0\n"brain process" = 1.0\n'
+         '"brain processes" = 1.0\n', "'brain process' already matches 'brain processes'"),
         ('[database]\nurl = "mysql://x"\n', "key 'database.url': expected a sqlite"),
         ('[database]\nurl = "sqlitefoo://x"\n', "key 'database.url': expected a sqlite"),
         # two slashes make "relative.db" a host; an in-memory store is gone when a command ends

@@ -87,6 +87,13 @@ def _keywords(value: dict[str, float]) -> dict[str, float]:
             raise ValueError(f"{seen[key]!r} and {phrase!r} are the same phrase to the "
                              "matcher (case and punctuation aside); keep one")
         seen[key] = phrase
+    for key, phrase in seen.items():
+        # a phrase also matches its last word + s/es: "networks" would be counted twice
+        for plural in (key + "s", key + "es"):
+            if plural in seen:
+                raise ValueError(f"{phrase!r} already matches {seen[plural]!r} (a keyword "
+                                 "matches its plural too), so a text with it would count "
+                                 "both weights; keep one")
     return value
 
 
