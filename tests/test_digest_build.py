@@ -32,6 +32,14 @@ def test_select_is_best_first_and_capped():
     assert omitted == 1
 
 
+def test_an_unscored_item_in_by_its_label_comes_after_every_scored_one():
+    items = [_item("u", None), _item("a", 0.1), _item("b", 0.9)]
+    assert [i.id for i in build.select(items, 3)[0]] == ["b", "a", "u"]
+    assert [i.id for i in build.select(items, 2)[0]] == ["b", "a"]
+    digest = build.assemble(START, END, items, [], [("A", [0, 1, 2])])
+    assert [i.id for i in build.trimmed(digest, 2).items] == ["a", "b"]  # in place
+
+
 def test_a_post_carried_by_two_feeds_is_one_entry_naming_both():
     def post(pid, score, feed, url="https://blog.example.org/p/1"):
         return build.Item("post", pid, "Same post", url, score, START, source=feed)

@@ -656,3 +656,24 @@ def test_starttls_configured_but_not_offered_is_a_clear_error(make_config, smtp)
         send_digest(app, now=NOW)
     assert "STARTTLS extension not supported by server" in str(error.value)
     assert "[smtp]" in error.value.hint and not smtp.envelopes
+
+
+def test_an_unscored_item_labelled_relevant_is_sent_last_and_shown_unscored(week_app, smtp):
+    """Scoring failed for it (`tracker rescore` has not run yet), but the user's label
+    puts it in: it goes last, its score shown as not there, not as a number."""
+    with transaction(week_app.sessions) as session:
+        session.add(PaperRow(id="2611.10077", version=1, title="Unscored but labelled",
+                             abstract="Dendrites.", authors=["Ada Byron"], categories=["cs.NE"],
+                             first_seen_at=NOW - timedelta(days=2),
+                             version_seen_at=NOW - timedelta(days=2)))
+        session.flush()
+        session.add(LabelRow(paper_id="2611.10077", label="relevant", created_at=NOW))
+    assert send_digest(week_app, now=NOW).status == "sent"
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    papers = [i for i in item_ids_in(text) if not i.startswith("post:")]
+    assert set(papers) == EXPECTED_PAPERS | {"2611.10077"}
+    lines = text.splitlines()
+    at = lines.index("* Unscored but labelled")
+    assert lines[at + 2] == "  Ada Byron | cs.NE | labelled relevant, not scored yet"
+    html = smtp.messages[0].get_body(("html",)).get_content()
+    assert "cs.NE &middot; labelled relevant, not scored yet" in html

@@ -24,7 +24,7 @@ class Item:
     id: str  # "2210.08340" or "post:12"
     title: str
     url: str | None
-    score: float
+    score: float | None  # None: in by the user's label alone, not scored yet
     seen_at: datetime
     authors: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
@@ -86,11 +86,16 @@ def period(last_end: datetime | None, period_end: datetime) -> tuple[datetime, d
     return (last_end or period_end - FIRST_PERIOD), period_end
 
 
+def _rank(score: float | None) -> tuple:
+    """Sort key, best first; unscored items last."""
+    return (score is None, -(score or 0.0))
+
+
 def select(candidates: list[Item], max_items: int) -> tuple[list[Item], int]:
     """Best first (score, then newest, then id for a stable order), at most max_items.
     A post that several feeds carry (same link) is one entry, the best-scored copy, naming
     every feed. Returns (chosen, how many were left out)."""
-    ranked = sorted(candidates, key=lambda i: (-i.score, -i.seen_at.timestamp(), i.id))
+    ranked = sorted(candidates, key=lambda i: (*_rank(i.score), -i.seen_at.timestamp(), i.id))
     feeds_of: dict[str, list[str]] = {}
     for item in ranked:
         if item.kind == "post" and item.url:
@@ -131,7 +136,7 @@ def trimmed(digest: Digest, keep: int) -> Digest:
     """The same digest with only its `keep` most relevant entries, in their places; used to
     stay under the email size cap. Dropped items count as omitted."""
     entries = [entry for section in digest.sections for entry in section.entries]
-    best = sorted(range(len(entries)), key=lambda i: -entries[i].item.score)[:max(keep, 0)]
+    best = sorted(range(len(entries)), key=lambda i: _rank(entries[i].item.score))[:max(keep, 0)]
     kept = {id(entries[i]) for i in best}
     sections = []
     for section in digest.sections:

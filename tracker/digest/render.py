@@ -61,6 +61,12 @@ def safe_url(url: str | None) -> str:
     return url if scheme in _SAFE_SCHEMES else ""
 
 
+def score_text(score: float | None) -> str:
+    # unscored items are candidates only by the user's label (scoring failed for them and
+    # `tracker rescore` has not run yet)
+    return "labelled relevant, not scored yet" if score is None else f"score {score:.2f}"
+
+
 def _indent_wrap(text: str) -> str:
     return textwrap.fill(text, width=76, initial_indent="  ", subsequent_indent="  ")
 
@@ -75,7 +81,8 @@ def _environment():
         trim_blocks=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
     )
     env.filters.update(safe_url=safe_url, authors=short_authors, excerpt=excerpt,
-                       indent_wrap=_indent_wrap, oneline=lambda s: " ".join(str(s).split()))
+                       indent_wrap=_indent_wrap, score=score_text,
+                       oneline=lambda s: " ".join(str(s).split()))
     return env
 
 
