@@ -250,6 +250,24 @@ def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
     changed.close()
 
 
+def test_tune_lets_labels_decide_as_the_digest_does(filled, cfg):
+    """The same change as above, with the entering paper labelled irrelevant and the leaving
+    one relevant: the digest would keep the one and never send the other, whatever the
+    scores, so neither moves."""
+    app, _ = filled
+    relevance.rescore(app, now=NOW)
+    relevance.label(app, "2401.00002", "irrelevant", now=NOW)
+    relevance.label(app, "2401.00001", "relevant", now=NOW)
+    changed = App(cfg(keywords={"object detection": 5.0, "spiking neural network": -5.0,
+                                "neural recordings": 0.0, "visual cortex": 0.0}))
+    week = relevance.tune(changed, weeks=1, now=NOW)[0]
+    assert (week.entering, week.leaving) == ([], [])
+    changed.close()
+    labels = {"u": "relevant", "a": "irrelevant"}
+    assert relevance.pick([("a", 0.9), ("b", 0.8), ("u", None)], 0.5, 3, labels) == {"b", "u"}
+    assert relevance.pick([("a", 0.9), ("b", 0.8), ("u", None)], 0.5, 1, labels) == {"b"}
+
+
 def test_tune_replays_the_digests_choice_so_archive_never_enters(filled, cfg):
     app, _ = filled
     with transaction(app.sessions) as session:  # a backfilled paper: stored now, from 2019

@@ -298,11 +298,15 @@ class WeekChange:
     leaving: list = field(default_factory=list)
 
 
-def pick(scored: list[tuple], min_score: float, max_items: int) -> set:
-    """What a digest would hold: the best `max_items` keys scoring at least min_score.
-    `scored` holds (key, score or None)."""
-    eligible = sorted(((s, k) for k, s in scored if s is not None and s >= min_score),
-                      key=lambda t: (-t[0], t[1]))
+def pick(scored: list[tuple], min_score: float, max_items: int,
+         labels: dict | None = None) -> set:
+    """What a digest would hold: the best `max_items` keys scoring at least min_score, the
+    user's label deciding over the score as in the digest (relevant: in, unscored ones
+    last; irrelevant: out). `scored` holds (key, score or None); `labels` {key: label}."""
+    labels = labels or {}
+    eligible = sorted(((s, k) for k, s in scored if labels.get(k) == "relevant" or (
+        labels.get(k) != "irrelevant" and s is not None and s >= min_score)),
+        key=lambda t: (t[0] is None, -(t[0] or 0.0), t[1]))
     return {k for _, k in eligible[:max_items]}
 
 
@@ -326,13 +330,15 @@ def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange
             posts = digests.candidate_posts(session, start, end, None, recent)
             weekly.append(store.items_by_ids(session, [r.id for r in papers],
                                              [r.id for r in posts]))
+        labels = {item.key: label for item, label in store.labelled_items(session)}
     items = {i.key: i for week in weekly for i in week}
     new_scores = {key: r.score for key, r in
                   zip(items, scorer(app).score([_doc(i) for i in items.values()]), strict=True)}
     out = []
     for (start, end), inside in zip(periods, weekly, strict=True):
-        before = pick([(i.key, i.score) for i in inside], cfg.min_score, cfg.max_items)
-        after = pick([(i.key, new_scores[i.key]) for i in inside], cfg.min_score, cfg.max_items)
+        before = pick([(i.key, i.score) for i in inside], cfg.min_score, cfg.max_items, labels)
+        after = pick([(i.key, new_scores[i.key]) for i in inside], cfg.min_score,
+                     cfg.max_items, labels)
         change = WeekChange(start, end)
         for item in inside:
             row = (item, item.score, new_scores[item.key])
