@@ -225,6 +225,21 @@ def test_second_run_in_the_same_period_sends_nothing(week_app, smtp):
     assert len(smtp.envelopes) == 1 and len(ledger(week_app)) == 1
 
 
+def test_a_digest_at_a_set_hour_goes_out_once_on_the_night_clocks_go_back(make_config, smtp):
+    """The worker's trigger fires at both 02:30s of the fall-back night; the second fire
+    found a new one-hour period and sent a second, empty email."""
+    config = make_config({"digest": {"recipients": ["ada@example.org"]}, "smtp": smtp.config(),
+                          "schedule": {"timezone": "Europe/Berlin", "digest": "30 2 * * sun"}})
+    app = App(config)
+    with transaction(app.sessions) as session:
+        add_paper(session, "2610.00001", datetime(2026, 10, 20, tzinfo=UTC), 0.9)
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert send_digest(app, now=first + timedelta(seconds=5)).status == "sent"
+    again = send_digest(app, now=first + timedelta(hours=1, seconds=5))
+    assert again.status == "already_sent" and len(smtp.messages) == 1
+    app.close()
+
+
 def test_next_period_holds_only_new_items_never_a_sent_paper(week_app, smtp):
     send_digest(week_app, now=NOW)
     with transaction(week_app.sessions) as session:

@@ -118,3 +118,18 @@ def test_the_last_fire_time_across_a_dst_change(cron, zone, night):
             last = fire
     finally:
         signal.alarm(0)
+
+
+def test_a_job_at_a_set_hour_fires_once_on_the_night_clocks_go_back():
+    """Berlin, 25 Oct 2026: 02:30 comes at 00:30 and again at 01:30 UTC. The second is
+    no new fire time for a job at 02:30 (cron runs it once); for an hourly job each of the
+    two 02:00s is a real hour."""
+    second = datetime(2026, 10, 25, 1, 31, tzinfo=UTC)
+    for cron in ("30 2 * * sun", "30 2 * * *", "30 1-3 * * *"):
+        assert previous_fire_time(cron, "Europe/Berlin", second) == \
+            datetime(2026, 10, 25, 0, 30, tzinfo=UTC), cron
+    assert previous_fire_time("0 * * * *", "Europe/Berlin", second) == \
+        datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+    # a week on, the same job's fire time is that Sunday's 02:30 (now at +01:00)
+    assert previous_fire_time("30 2 * * sun", "Europe/Berlin", second + timedelta(days=7)) == \
+        datetime(2026, 11, 1, 1, 30, tzinfo=UTC)

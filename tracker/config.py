@@ -416,18 +416,25 @@ class Config:
 
 def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | None:
     """The latest time at or before `now` when `cron` fired (None if not within a year).
-    Pure; used to align digest periods to the schedule."""
+    Pure; used to align digest periods to the schedule. As cron does, a job at a set hour
+    runs once on the night clocks go back: the second 02:30 is no new fire time (it would
+    start a one-hour digest period, sent as a second email), while an hourly job's repeated
+    hour is a real hour."""
     trigger = cron_trigger(cron, ZoneInfo(timezone))
+    set_hour = not cron.split()[1].startswith("*")
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
-        last, probe = None, now - window
+        last = previous = wall = None
+        probe = now - window
         # In UTC throughout: local wall-clock arithmetic (and comparison: two datetimes of one
         # zone compare by wall time) cannot tell the two 02:30s of a DST fall-back night
         # apart, and the search went back an hour, forever.
         while (fire := trigger.get_next_fire_time(None, probe)) is not None:
-            fire = fire.astimezone(UTC)
-            if fire > now or (last is not None and fire <= last):
+            at = fire.astimezone(UTC)
+            if at > now or (previous is not None and at <= previous):
                 break
-            last, probe = fire, fire + timedelta(microseconds=1)
+            if not (set_hour and fire.replace(tzinfo=None) == wall):
+                last = at
+            previous, wall, probe = at, fire.replace(tzinfo=None), at + timedelta(microseconds=1)
         if last is not None:
             return last
     return None
