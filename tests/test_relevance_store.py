@@ -127,8 +127,8 @@ def test_rescore_touches_every_item_in_batches(filled, cfg, monkeypatch):
 
 def test_train_from_files_labels_and_seeds(filled, cfg, caplog):
     app, post_id = filled
-    relevance.label(app, "2401.00002", "relevant", now=NOW)  # user label (odd, but theirs)
-    relevance.label(app, f"post:{post_id}", "irrelevant", now=NOW)
+    relevance.label(app, ["2401.00002"], "relevant", now=NOW)  # user label (odd, but theirs)
+    relevance.label(app, [f"post:{post_id}"], "irrelevant", now=NOW)
     seeded = App(cfg(seed_papers=["arXiv:2401.00001v2", "9999.99999"]))  # any id form
     with caplog.at_level("WARNING", logger="tracker.pipeline.relevance"):
         report = relevance.train(seeded, [str(SMALL)])
@@ -145,7 +145,7 @@ def test_train_from_files_labels_and_seeds(filled, cfg, caplog):
 
 def test_a_users_label_overrides_a_file_line_whatever_form_its_id_takes(filled, cfg, tmp_path):
     app, _ = filled
-    relevance.label(app, "2401.00002", "irrelevant", now=NOW)
+    relevance.label(app, ["2401.00002"], "irrelevant", now=NOW)
     labels = tmp_path / "labels.jsonl"
     labels.write_text(SMALL.read_text() + '{"id": "arXiv:2401.00002v1", "title": "t", '
                       '"abstract": "a", "label": 2}\n')
@@ -159,11 +159,11 @@ def test_a_users_label_overrides_a_file_line_whatever_form_its_id_takes(filled, 
 
 def test_train_with_only_positives_uses_background_negatives(filled, cfg):
     app, _ = filled
-    relevance.label(app, "2401.00001", "relevant", now=NOW)
+    relevance.label(app, ["2401.00001"], "relevant", now=NOW)
     report = relevance.train(app, [])
     assert report.sources["background"] == 2 and report.n_positive == 1
     with pytest.raises(InputError, match="cannot train"):
-        relevance.label(app, "2401.00001", "clear")
+        relevance.label(app, ["2401.00001"], "clear")
         relevance.train(app, [])
 
 
@@ -171,7 +171,7 @@ def test_a_few_negatives_beside_many_positives_get_background_negatives(filled, 
     """One "irrelevant" label beside a file of relevant papers: without background, stage A
     learnt from 2 negatives and called nearly every paper of a real stream relevant."""
     app, _ = filled
-    relevance.label(app, "2401.00003", "irrelevant")
+    relevance.label(app, ["2401.00003"], "irrelevant")
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(line for line in SMALL.read_text().splitlines(keepends=True)
                               if '"label": 2' in line))
@@ -204,7 +204,7 @@ def test_core_and_adjacent_labels_without_a_negative_get_background_negatives(fi
 def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, cfg, db_url,
                                                                       tmp_path):
     app = App(cfg(min_relevant=10))  # SMALL has 8 relevant; one stored paper is labelled
-    relevance.label(app, "2401.00002", "relevant")
+    relevance.label(app, ["2401.00002"], "relevant")
     with pytest.raises(InputError, match="only 9 relevant examples; training needs at "
                                          "least 10"):
         relevance.train(app, [str(SMALL)])
@@ -224,15 +224,34 @@ def test_too_few_relevant_examples_are_refused_and_no_model_is_written(filled, c
 def test_label_errors(filled):
     app, _ = filled
     with pytest.raises(NotFoundError):
-        relevance.label(app, "2999.00001", "relevant")
+        relevance.label(app, ["2999.00001"], "relevant")
     with pytest.raises(InputError):
-        relevance.label(app, "post:abc", "relevant")
-    assert relevance.label(app, "2401.00001v3", "irrelevant") == "irrelevant"
-    assert relevance.label(app, "2401.00001", "relevant") == "relevant"  # replaced, not added
+        relevance.label(app, ["post:abc"], "relevant")
+    assert relevance.label(app, ["2401.00001v3"], "irrelevant") == ["irrelevant"]
+    assert relevance.label(app, ["2401.00001"], "relevant") == ["relevant"]  # replaced, not added
     with app.sessions() as session:
         assert session.scalars(select(LabelRow.label)).all() == ["relevant"]
-    assert relevance.label(app, "2401.00001", "clear") == "cleared"
-    assert relevance.label(app, "2401.00001", "clear") == "no label"
+    assert relevance.label(app, ["2401.00001"], "clear") == ["cleared"]
+    assert relevance.label(app, ["2401.00001"], "clear") == ["no label"]
+
+
+def test_cli_labels_several_items_at_once_all_or_nothing(filled, db_url, tmp_path):
+    app, post_id = filled
+    config_file = _config_file(tmp_path, db_url)
+    result = invoke(config_file, "label", "2401.00001v2", "2999.00001", f"post:{post_id}",
+                    "9999.99999", "relevant")
+    assert result.exit_code == 1
+    assert "no stored item 2999.00001, 9999.99999; nothing labelled" in result.output
+    with app.sessions() as session:
+        assert session.scalars(select(LabelRow.label)).all() == []
+    result = invoke(config_file, "label", "2401.00001v2", f"post:{post_id}", "relevant")
+    assert (result.exit_code, result.output) == (0, f"2401.00001: relevant\npost:{post_id}: "
+                                                    "relevant\n")
+    result = invoke(config_file, "label", "2401.00001", "2401.00002", "clear")
+    assert result.output == "2401.00001: cleared\n2401.00002: no label\n"
+    with app.sessions() as session:
+        assert session.execute(select(LabelRow.post_id, LabelRow.label)).all() == \
+            [(post_id, "relevant")]
 
 
 def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
@@ -256,8 +275,8 @@ def test_tune_lets_labels_decide_as_the_digest_does(filled, cfg):
     scores, so neither moves."""
     app, _ = filled
     relevance.rescore(app, now=NOW)
-    relevance.label(app, "2401.00002", "irrelevant", now=NOW)
-    relevance.label(app, "2401.00001", "relevant", now=NOW)
+    relevance.label(app, ["2401.00002"], "irrelevant", now=NOW)
+    relevance.label(app, ["2401.00001"], "relevant", now=NOW)
     changed = App(cfg(keywords={"object detection": 5.0, "spiking neural network": -5.0,
                                 "neural recordings": 0.0, "visual cortex": 0.0}))
     week = relevance.tune(changed, weeks=1, now=NOW)[0]

@@ -35,22 +35,24 @@ def train_command(ctx: click.Context, label_files: tuple[str, ...]) -> None:
 
 
 @click.command("label")
-@click.argument("item_id")
+@click.argument("item_ids", metavar="ID...", nargs=-1, required=True)
 @click.argument("value", type=click.Choice(["relevant", "irrelevant", "clear"]))
 @click.pass_context
-def label_command(ctx: click.Context, item_id: str, value: str) -> None:
-    """Mark a stored item relevant or irrelevant (or clear the mark); `tracker train` uses it.
+def label_command(ctx: click.Context, item_ids: tuple[str, ...], value: str) -> None:
+    """Mark stored items relevant or irrelevant (or clear the mark); `tracker train` uses
+    them. Several ids at once are labelled together: if one is not stored, none is.
 
     \b
     Example:
       tracker label 2210.08340 relevant
-      tracker label post:12 irrelevant
+      tracker label 2210.08340 2209.03718 post:12 irrelevant
     """
     from tracker.models import item_key
     from tracker.pipeline import relevance
 
-    result = relevance.label(get_app(ctx, existing=True), item_id, value)
-    click.echo(f"{item_key(item_id)}: {result}")  # as stored: "2210.08340", not "...v3"
+    results = relevance.label(get_app(ctx, existing=True), list(item_ids), value)
+    for item_id, result in zip(item_ids, results, strict=True):
+        click.echo(f"{item_key(item_id)}: {result}")  # as stored: "2210.08340", not "...v3"
 
 
 @click.command("explain")
