@@ -539,7 +539,7 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
     assert "arxiv: fetched" in result.output and "new 12, updated 0, errors 0" in result.output
     result = runner.invoke(cli, [*base, "backfill", "--since", "2025-03-05", "--until",
                                  "2025-03-01"])
-    assert result.exit_code == 2 and "--until 2025-03-01 is before --since 2025-03-05" \
+    assert result.exit_code == 2 and "--since 2025-03-05 is not before --until 2025-03-01" \
         in result.output
     result = runner.invoke(cli, [*base, "backfill", "--since", "March 1st"])
     assert result.exit_code == 2 and "expected a date like 2024-03-31" in result.output

@@ -97,7 +97,9 @@ def test_bad_input_is_one_line_and_exit_2(run):
         assert result.exit_code == 2 and option in result.stderr, (value, result.output)
         assert "out of range" in result.stderr and "Traceback" not in result.output
     reversed_range = run("search", "--since", "2026-12-01", "--until", "2026-11-01")
-    assert reversed_range.exit_code == 2 and "is not before --until" in reversed_range.stderr
+    assert reversed_range.exit_code == 2 and ("--since 2026-12-01 is not before --until "
+                                              "2026-11-01: the range is empty"
+                                              in reversed_range.stderr)
     far = run("search", "--offset", "99999999999999999999")
     assert far.exit_code == 2 and "Traceback" not in far.output
     for score in ("nan", "-nan", "1.5"):  # NaN passes every range check by comparison

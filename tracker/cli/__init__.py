@@ -178,6 +178,17 @@ def parse_date(value: str | None, option: str, *, end_of_day: bool = False):
         raise click.BadParameter(f"{value!r} is out of range", param_hint=option) from None
 
 
+def parse_range(since: str | None, until: str | None):
+    """(--since, --until) as parse_date reads them: the end is exclusive, a bare --until
+    date included whole. A range with nothing in it is bad input."""
+    start, end = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        # the dates as typed: `end` may be the next midnight, which the user never wrote
+        raise click.BadParameter(f"--since {since} is not before --until {until}: the range "
+                                 "is empty", param_hint="--since")
+    return start, end
+
+
 def echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=_json_value, ensure_ascii=False))
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tracker.cli import echo_json, get_app, parse_date, sigterm_interrupts
+from tracker.cli import echo_json, get_app, parse_range, sigterm_interrupts
 
 
 def _line(rep) -> str:
@@ -79,10 +79,7 @@ def backfill_command(ctx: click.Context, since: str, until: str | None) -> None:
     from tracker.pipeline import utcnow
 
     now = utcnow()
-    start, end = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
-    if end is not None and start >= end:
-        raise click.BadParameter(f"--until {until} is before --since {since}",
-                                 param_hint="--until")
+    start, end = parse_range(since, until)
     with sigterm_interrupts():  # as Ctrl-C: it says from which date to resume
         rep = backfill(app, since=start, until=min(end, now) if end else None,
                        now=now, progress=sys.stdout.isatty())

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from tracker.cli import echo_json, get_app, parse_date
+from tracker.cli import echo_json, get_app, parse_range
 from tracker.errors import InputError, TrackerError
 
 SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
@@ -64,10 +64,7 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     """
     from tracker.pipeline.query import Filters, search
 
-    start, end = parse_date(since, "--since"), parse_date(until, "--until", end_of_day=True)
-    if start and end and start >= end:  # the dates as typed: `end` is the next midnight
-        raise click.BadParameter(f"{since} is not before --until {until}: nothing can match",
-                                 param_hint="--since")
+    start, end = parse_range(since, until)
     filters = Filters(since=start, until=end,
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
