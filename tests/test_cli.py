@@ -50,6 +50,30 @@ def test_config_check_output_loads_as_the_same_config(tmp_path):
     assert json.loads(again.output)["config"] == json.loads(default.output)["config"]
 
 
+def test_config_init_writes_the_commented_defaults_and_never_overwrites_unasked(
+        tmp_path, monkeypatch):
+    committed = Path(__file__).parents[1] / "config" / "tracker.toml"
+    monkeypatch.chdir(tmp_path)  # a new install: no config/ here yet
+    result = run("config", "init", env={"TRACKER_CONFIG": ""})
+    assert (result.exit_code, result.output) == (
+        0, "wrote config/tracker.toml; edit it, then check it with `tracker config check`\n")
+    written = tmp_path / "config" / "tracker.toml"
+    assert written.read_bytes() == committed.read_bytes()
+    checked = run("config", "check", env={"TRACKER_CONFIG": ""})
+    assert checked.output.startswith("# effective config (from config/tracker.toml); valid")
+    written.write_text("# mine\n")
+    result = CliRunner().invoke(cli, ["config", "init"])
+    assert result.exit_code == 2 and "config/tracker.toml exists; nothing written" in \
+        result.output and "--force" in result.output
+    assert written.read_text() == "# mine\n"
+    result = run("config", "init", "--force", "lab/neuro.toml")
+    assert "`tracker --config lab/neuro.toml config check`" in result.output
+    assert (tmp_path / "lab" / "neuro.toml").read_bytes() == committed.read_bytes()
+    blocked = CliRunner().invoke(cli, ["config", "init", "config/tracker.toml/x.toml"])
+    assert blocked.exit_code == 1 and "cannot write config/tracker.toml/x.toml" in \
+        blocked.output and "Traceback" not in blocked.output
+
+
 def test_broken_config_exits_2_with_one_line_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[schedule]\ndigest = "whenever"\n')

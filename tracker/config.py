@@ -450,6 +450,17 @@ _PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:).*@")
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.I)
 
 
+def commented_defaults() -> Path:
+    """The commented default config: config/tracker.toml in a source checkout, or the copy
+    packed into the wheel (pyproject's force-include)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "config" / "tracker.toml",
+                      package / "_default_config" / "tracker.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("the commented default config is missing from this installation")
+
+
 def resolve_path(explicit: str | os.PathLike | None) -> Path | None:
     """Which config file to read, or None for built-in defaults."""
     if explicit:

@@ -60,10 +60,11 @@ def db_current(ctx: click.Context) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect the configuration.
+    """Write or inspect the configuration.
 
     \b
     Example:
+      tracker config init
       tracker config check
     """
 
@@ -92,6 +93,34 @@ def config_check(ctx: click.Context, fmt: str) -> None:
     click.echo(f"# effective config (from {config.source}); valid\n"
                f"# smtp password ($TRACKER_SMTP_PASSWORD): {password}")
     click.echo(_to_toml(data))
+
+
+@config_group.command("init")
+@click.argument("path", default="config/tracker.toml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
+def config_init(path: str, force: bool) -> None:
+    """Write the commented default config to PATH (default: config/tracker.toml, the file
+    commands read from the working directory), to edit.
+
+    \b
+    Example:
+      tracker config init && tracker config check
+    """
+    from pathlib import Path
+
+    from tracker.config import commented_defaults
+    from tracker.errors import InputError, TrackerError
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise InputError(f"{target} exists; nothing written", hint="pass --force to overwrite it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(commented_defaults().read_bytes())
+    except OSError as exc:
+        raise TrackerError(f"cannot write {target}: {exc.strerror or exc}") from None
+    option = "" if target == Path("config/tracker.toml") else f"--config {target} "
+    click.echo(f"wrote {target}; edit it, then check it with `tracker {option}config check`")
 
 
 def _to_toml(data: dict) -> str:
