@@ -481,7 +481,8 @@ def load(explicit: str | os.PathLike | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist",
-                          hint="pass --config PATH or copy config/tracker.toml") from None
+                          hint="check the path, or write a commented one with "
+                               f"`tracker config init {path}`") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
