@@ -118,6 +118,11 @@ def test_show_paper_has_the_full_record(run):
     assert [s["value"] for s in record["scores"]] == [0.4, 0.91]
     assert [p["id"] for p in record["posts"]] == ["post:1"]
     assert [(d["status"], d["position"]) for d in record["digests"]] == [("sent", 1)]
+    # it is stored at v1: the v3 the id names is not there, and the user is told
+    assert record["version"] == 1 and "WARNING 2601.00001: v3 is not stored; shown as " \
+        "stored, at v1 (`tracker fetch` brings new versions)" in result.stderr
+    for stored in ("2601.00001v1", "arXiv:2601.00001V1.pdf", "2601.00001"):
+        assert run("show", stored).stderr == "", stored
     text = run("show", "arXiv:2601.00001")
     assert text.exit_code == 0 and "Predictive coding in cortical microcircuits" in text.stdout
     assert "linked: post:1" in text.stdout and "scored 0.910 by m1" in text.stdout

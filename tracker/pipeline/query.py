@@ -4,6 +4,8 @@ fast). The SQL is in tracker/store/search.py."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +16,8 @@ from tracker.store.search import Filters
 
 __all__ = ["Filters", "export", "search", "show"]
 
+log = logging.getLogger(__name__)
+
 
 def search(app: App, text: str | None, filters: Filters | None = None, *,
            sort: str = "relevance", limit: int = 50, offset: int = 0) -> list[dict]:
@@ -23,8 +27,16 @@ def search(app: App, text: str | None, filters: Filters | None = None, *,
 
 
 def show(app: App, item_id: str) -> dict:
+    """The stored record; a warning when the id names a version that is not stored (the
+    record shown is the paper as stored, whatever version the id names)."""
     with _reading(app) as conn:
-        return store.show(conn, item_id)
+        record = store.show(conn, item_id)
+    asked = re.search(r"v(\d+)(?:\.pdf)?$", item_id.strip(), re.I)
+    stored = {v["version"] for v in record.get("versions", [])} | {record.get("version")}
+    if record["kind"] == "paper" and asked and int(asked[1]) not in stored:
+        log.warning("%s: v%s is not stored; shown as stored, at v%s (`tracker fetch` brings "
+                    "new versions)", record["id"], asked[1], record["version"])
+    return record
 
 
 def count_items(app: App) -> int:
