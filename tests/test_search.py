@@ -147,6 +147,7 @@ def test_filters(store):
     assert ids(store, author="diaz") == []
     assert ids(store, kind="post") == ["post:1", "post:2"]
     assert ids(store, feed="thegradient") == ["post:2"]
+    assert ids(store, feed="") == ids(store, "coding", feed="") == []  # papers have no feed
     assert ids(store, labelled="relevant") == ["post:2", "2601.00001"]
     assert ids(store, labelled="irrelevant") == ["2601.00003"]
     assert ids(store, "coding", min_score=0.5, kind="paper") == ["2601.00001", "2601.00002"]

@@ -89,6 +89,10 @@ def test_bad_input_is_one_line_and_exit_2(run):
         assert result.exit_code == 2
         assert result.stderr.startswith("error: invalid search query")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    for feed in ("", "  "):
+        result = run("search", "coding", "--feed", feed)
+        assert result.exit_code == 2 and "--feed" in result.stderr and "expected a feed name" \
+            in result.stderr and "Traceback" not in result.output
     bad_date = run("search", "--since", "last week")
     assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
     # the day after the last day datetime holds, and a zone before year 1's first midnight

@@ -65,6 +65,9 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
     from tracker.pipeline.query import Filters, search
 
     start, end = parse_range(since, until)
+    if feed is not None and not feed.strip():
+        raise click.BadParameter("expected a feed name ([[feeds]] name), got nothing",
+                                 param_hint="--feed")
     filters = Filters(since=start, until=end,
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)

@@ -115,7 +115,7 @@ def search(conn, text: str | None, filters: Filters, *, sort: str = "relevance",
         return []  # an author filter of punctuation only
     pg = _dialect(conn) == "postgresql"
     sides = []
-    if filters.kind in (None, "paper") and not filters.feed:
+    if filters.kind in (None, "paper") and filters.feed is None:  # papers have no feed
         sides.append(PAPERS)
     if filters.kind in (None, "post") and not filters.categories:
         sides.append(POSTS)
