@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tracker.digest import build
+from tracker.digest.render import render
 from tracker.scoring.themes import OTHER, SINGLE, group_by_theme
 
 END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -75,6 +76,24 @@ def test_trimmed_keeps_the_most_relevant_entries_in_place_and_counts_what_it_dro
     assert [i.id for i in small.items] == ["p0", "p1", "post:1", "post:2"]
     assert [s.title for s in small.sections] == ["A", build.POSTS_SECTION]
     assert small.omitted == 3 and build.entry_count(small) == 3
+
+
+def test_health_warnings_stay_short_however_many_sources_fail():
+    """A DNS outage with a hundred feeds, each with a long error: the warnings alone once
+    made even an empty digest too big to send, every week until the feeds came back."""
+    error = "HTTP 503 from https://example.org/feed/:\n" + "Service Unavailable " * 60
+    down = [build.SourceHealth(f"feed{i}", END, START - timedelta(days=3), error, 3)
+            for i in range(100)]
+    warnings = build.health_warnings(down, [s.name for s in down], START, END)
+    assert len(warnings) == build.MAX_WARNINGS
+    assert warnings[-1] == "and 81 more sources with problems (`tracker status` lists them all)"
+    assert warnings[0].startswith("feed0: no successful fetch all period (3 failures in a row; "
+                                  "last error: HTTP 503 from https://example.org/feed/: Service")
+    assert warnings[0].endswith("...)") and all(len(w) < 300 for w in warnings)
+    digest = build.assemble(START, END, [_item("p1", 0.9)], [], [("A", [0])],
+                            warnings=warnings)
+    rendered = render(digest, subject="s")
+    assert [i.id for i in rendered.digest.items] == ["p1"] and "and 81 more" in rendered.text
 
 
 def test_health_warnings_name_sources_that_did_not_work_this_period():

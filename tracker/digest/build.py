@@ -152,6 +152,10 @@ def entry_count(digest: Digest) -> int:
     return sum(len(section.entries) for section in digest.sections)
 
 
+MAX_WARNINGS = 20  # source lines in one digest; with MAX_ERROR_CHARS, a few kB at most
+MAX_ERROR_CHARS = 200
+
+
 def health_warnings(sources: list[SourceHealth], configured: list[str], start: datetime,
                     end: datetime) -> list[str]:
     """One line per configured source that did not work in the period, so a source that
@@ -162,19 +166,28 @@ def health_warnings(sources: list[SourceHealth], configured: list[str], start: d
         source = state.get(name)
         in_a_row = (f"{source.consecutive_failures} failure"
                     f"{'' if source.consecutive_failures == 1 else 's'} in a row") if source else ""
+        # the error in short: `tracker status` has it whole
+        error = " ".join((source.last_error or "").split()) if source else ""
+        detail = f"; last error: {_shortened(error, MAX_ERROR_CHARS)}" if error else ""
         if source is None or source.last_attempt_at is None:
             warnings.append(f"{name}: never fetched")
         elif source.last_success_at is None or source.last_success_at < start:
             since = "ever" if source.last_success_at is None else "all period"
-            detail = f"; last error: {source.last_error}" if source.last_error else ""
             if source.last_attempt_at < start:
                 warnings.append(f"{name}: not fetched this period{detail}")
             else:
                 warnings.append(f"{name}: no successful fetch {since} ({in_a_row}{detail})")
         elif source.consecutive_failures > 0:
-            detail = f"; last error: {source.last_error}" if source.last_error else ""
             warnings.append(f"{name}: failing since its last success ({in_a_row}{detail})")
+    if len(warnings) > MAX_WARNINGS:  # an outage of many feeds: the email must still fit
+        rest = len(warnings) - MAX_WARNINGS + 1
+        warnings[MAX_WARNINGS - 1:] = [f"and {rest} more sources with problems (`tracker "
+                                       "status` lists them all)"]
     return warnings
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
 def short_authors(authors: tuple[str, ...], keep: int = 3) -> str:
