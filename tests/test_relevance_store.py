@@ -265,7 +265,8 @@ def test_tune_reports_entering_and_leaving_without_writing(filled, cfg):
     assert [w.entering[0][0].key for w in weeks[:1]] == ["2401.00002"]
     assert [w.leaving[0][0].key for w in weeks[:1]] == ["2401.00001"]
     assert scores_of(changed) == before
-    assert relevance.pick([("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", None)], 0.75, 1) == {"a"}
+    assert relevance.pick(_items(("a", 0.9), ("b", 0.8), ("c", 0.7), ("d", None)), 0.75, 1) \
+        == {"a"}
     changed.close()
 
 
@@ -283,8 +284,29 @@ def test_tune_lets_labels_decide_as_the_digest_does(filled, cfg):
     assert (week.entering, week.leaving) == ([], [])
     changed.close()
     labels = {"u": "relevant", "a": "irrelevant"}
-    assert relevance.pick([("a", 0.9), ("b", 0.8), ("u", None)], 0.5, 3, labels) == {"b", "u"}
-    assert relevance.pick([("a", 0.9), ("b", 0.8), ("u", None)], 0.5, 1, labels) == {"b"}
+    candidates = _items(("a", 0.9), ("b", 0.8), ("u", None))
+    assert relevance.pick(candidates, 0.5, 3, labels) == {"b", "u"}
+    assert relevance.pick(candidates, 0.5, 1, labels) == {"b"}
+
+
+def _items(*scored, seen=NOW):
+    from tracker.digest.build import Item
+
+    return [Item("paper", key, key, None, score, seen) for key, score in scored]
+
+
+def test_tune_picks_as_the_digest_does_among_equal_scores_and_shared_posts():
+    """Cold-start scores tie often; the digest takes the newest of them, and one entry for
+    a post that several feeds carry. tune picked by id and counted each copy, so it
+    reported swaps and moves the digest never makes."""
+    from dataclasses import replace
+
+    older = _items(("2401.10001", 0.65), seen=NOW - timedelta(days=2))
+    newer = _items(("2401.10002", 0.65), seen=NOW - timedelta(days=1))
+    assert relevance.pick(older + newer, 0.5, 1) == {"2401.10002"}
+    a, b, c = _items(("post:1", 0.9), ("post:2", 0.8), ("2401.10003", 0.7))
+    shared = [replace(item, kind="post", url="https://blog.example/x") for item in (a, b)]
+    assert relevance.pick([*shared, c], 0.5, 2) == {"post:1", "2401.10003"}
 
 
 def test_tune_replays_the_digests_choice_so_archive_never_enters(filled, cfg):

@@ -75,7 +75,7 @@ def _configured_sources(config) -> list[str]:
     return names + [feed.name for feed in config.feeds if feed.enabled]
 
 
-def _paper_item(row, why, start: datetime, recent: datetime) -> build.Item:
+def paper_item(row, why, start: datetime, recent: datetime) -> build.Item:
     # a new version of a paper seen before, or of an older one seen for the first time
     update = row.first_seen_at < start or (row.published is not None and row.published < recent)
     return build.Item(
@@ -87,7 +87,7 @@ def _paper_item(row, why, start: datetime, recent: datetime) -> build.Item:
         updated_version=row.version if update else None)
 
 
-def _post_item(row, why, refs) -> build.Item:
+def post_item(row, why, refs) -> build.Item:
     # title, author and summary were stored as text (sources/feeds.plain_text); the
     # templates escape them, so a title like "List<String>" shows as written
     return build.Item(
@@ -111,8 +111,8 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
     why = ledger.latest_why(session, paper_ids=[r.id for r in paper_rows])
     post_why = ledger.latest_why(session, post_ids=[r.id for r in post_rows])
     refs = ledger.paper_refs(session, [r.id for r in post_rows])
-    candidates = ([_paper_item(r, why.get(r.id, ()), start, recent) for r in paper_rows]
-                  + [_post_item(r, post_why.get(r.id, ()), refs.get(r.id, ())) for r in post_rows])
+    candidates = ([paper_item(r, why.get(r.id, ()), start, recent) for r in paper_rows]
+                  + [post_item(r, post_why.get(r.id, ()), refs.get(r.id, ())) for r in post_rows])
     chosen, omitted = build.select(candidates, config.digest.max_items)
     papers = [item for item in chosen if item.kind == "paper"]
     posts = [item for item in chosen if item.kind == "post"]

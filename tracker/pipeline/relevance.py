@@ -310,29 +310,32 @@ class WeekChange:
     leaving: list = field(default_factory=list)
 
 
-def pick(scored: list[tuple], min_score: float, max_items: int,
-         labels: dict | None = None) -> set:
-    """What a digest would hold: the best `max_items` keys scoring at least min_score, the
-    user's label deciding over the score as in the digest (relevant: in, unscored ones
-    last; irrelevant: out). `scored` holds (key, score or None); `labels` {key: label}."""
+def pick(items: list, min_score: float, max_items: int, labels: dict | None = None) -> set:
+    """The ids of what the digest would hold of `items` (digest.build.Item): those scoring at
+    least min_score, the user's label deciding over the score (relevant: in; irrelevant:
+    out), chosen by the digest's own selection. `labels`: {id: label}."""
+    from tracker.digest import build
+
     labels = labels or {}
-    eligible = sorted(((s, k) for k, s in scored if labels.get(k) == "relevant" or (
-        labels.get(k) != "irrelevant" and s is not None and s >= min_score)),
-        key=lambda t: (t[0] is None, -(t[0] or 0.0), t[1]))
-    return {k for _, k in eligible[:max_items]}
+    eligible = [i for i in items if labels.get(i.id) == "relevant" or (
+        labels.get(i.id) != "irrelevant" and i.score is not None and i.score >= min_score)]
+    return {i.id for i in build.select(eligible, max_items)[0]}
 
 
 def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange]:
     """Backtest the current config/model on the last `weeks` weeks of stored items:
     per week, which items would enter or leave the digest. Writes nothing."""
+    from dataclasses import replace
+
     from tracker.digest.build import ARCHIVE_AGE
+    from tracker.pipeline.digest import paper_item, post_item
     from tracker.store import digests
 
     now = now or utcnow()
     cfg = app.config.digest
     periods = [(now - timedelta(weeks=week + 1), now - timedelta(weeks=week))
                for week in range(weeks)]
-    weekly = []
+    weekly = []  # per period: the candidates as stored (to score) and as the digest sees them
     with app.sessions() as session:
         for start, end in periods:
             # the digest's own candidates, scores aside (what it sent stays in: a replay)
@@ -340,16 +343,18 @@ def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange
             papers = digests.candidate_papers(session, start, end, None, cfg.include_updates,
                                               recent, unsent_only=False)
             posts = digests.candidate_posts(session, start, end, None, recent)
-            weekly.append(store.items_by_ids(session, [r.id for r in papers],
-                                             [r.id for r in posts]))
+            shown = ([paper_item(r, (), start, recent) for r in papers]
+                     + [post_item(r, (), ()) for r in posts])
+            weekly.append((store.items_by_ids(session, [r.id for r in papers],
+                                              [r.id for r in posts]), shown))
         labels = {item.key: label for item, label in store.labelled_items(session)}
-    items = {i.key: i for week in weekly for i in week}
+    items = {i.key: i for stored, _ in weekly for i in stored}
     new_scores = {key: r.score for key, r in
                   zip(items, scorer(app).score([_doc(i) for i in items.values()]), strict=True)}
     out = []
-    for (start, end), inside in zip(periods, weekly, strict=True):
-        before = pick([(i.key, i.score) for i in inside], cfg.min_score, cfg.max_items, labels)
-        after = pick([(i.key, new_scores[i.key]) for i in inside], cfg.min_score,
+    for (start, end), (inside, shown) in zip(periods, weekly, strict=True):
+        before = pick(shown, cfg.min_score, cfg.max_items, labels)
+        after = pick([replace(i, score=new_scores[i.id]) for i in shown], cfg.min_score,
                      cfg.max_items, labels)
         change = WeekChange(start, end)
         for item in inside:
