@@ -92,6 +92,8 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[[feeds]]\nname = "a"\nurl = "not a url"\n', "key 'feeds.0.url': expected an http"),
         ('[[feeds]]\nname = "a"\nurl = "http://x/1"\n[[feeds]]\nname = "a"\nurl = "http://x/2"\n',
          "feed names must be unique"),
+        ('[smtp]\nhost = ""\n', "key 'smtp.host': '' is not a host name"),
+        ('[smtp]\nhost = "smtp.example.org:587"\n', "key 'smtp.host': .*the port is"),
         ('[smtp]\nsecurity = "tls"\n', "key 'smtp.security': .*'starttls', 'ssl' or 'none'"),
         ('[digest]\nrecipients = ["nobody"]\n', "key 'digest.recipients': .*not one email"),
         # one list item, two addresses: only the first would get the email
@@ -184,8 +186,8 @@ def test_defaults_pass_their_own_checks():
             if check is not None and spec.default is not MISSING:
                 check(spec.default)
                 checked += 1
-    assert checked == 9  # database.url, arxiv.api_url, schedule: timezone, fetch, digest;
-    # digest: sender, subject, list_id, unsubscribe
+    assert checked == 10  # database.url, arxiv.api_url, schedule: timezone, fetch, digest;
+    # digest: sender, subject, list_id, unsubscribe; smtp.host
 
 
 def test_missing_explicit_file_is_a_config_error(tmp_path):

@@ -187,6 +187,13 @@ def _sender(value: str) -> str:
     return value
 
 
+def _host(value: str) -> str:
+    if not value.strip() or any(c.isspace() or c in "/:@" for c in value.strip()):
+        raise ValueError(f"{value!r} is not a host name or address (e.g. \"smtp.example.org\"; "
+                         "the port is [smtp] port)")
+    return value.strip()
+
+
 def _subject(value: str) -> str:
     _one_line(value)
     when = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -348,7 +355,7 @@ class DigestConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    host: str = "localhost"
+    host: str = key("localhost", check=_host)
     port: int = key(587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str = ""
