@@ -541,6 +541,10 @@ def test_cli_backfill_and_json_fetch(db_url, tmp_path, local_server):
                                  "2025-03-01"])
     assert result.exit_code == 2 and "--since 2025-03-05 is not before --until 2025-03-01" \
         in result.output
+    for until in ([], ["--until", "2999-01-31"]):  # what is not there yet: nothing to pull
+        result = runner.invoke(cli, [*base, "backfill", "--since", "2999-01-01", *until])
+        assert result.exit_code == 2 and "--since 2999-01-01 is in the future: arXiv has " \
+            "nothing from then yet" in result.output, result.output
     result = runner.invoke(cli, [*base, "backfill", "--since", "March 1st"])
     assert result.exit_code == 2 and "expected a date like 2024-03-31" in result.output
     result = runner.invoke(cli, [*base, "fetch", "--source", "arxiv", "--format", "json"])

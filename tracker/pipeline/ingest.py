@@ -104,6 +104,9 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
     now = now or utcnow()
     last_day = f" --until {until - timedelta(microseconds=1):%Y-%m-%d}" if until else ""
     until = until or now
+    if since >= now:  # (the until a user may have typed is cut to now)
+        raise InputError(f"--since {since:%Y-%m-%d} is in the future: arXiv has nothing "
+                         "from then yet")
     if since >= until:
         raise InputError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
     from tracker.sources import arxiv as source
