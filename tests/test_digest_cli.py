@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from tests.conftest import watched_since
 from tests.smtpd import SmtpServer
@@ -18,6 +19,7 @@ from tracker.cli import cli
 from tracker.config import from_dict, previous_fire_time
 from tracker.pipeline import App, utcnow
 from tracker.store.db import transaction
+from tracker.store.schema import DigestRow
 
 
 def _toml(db_url: str, port: int) -> str:
@@ -106,7 +108,6 @@ def test_send_with_smtp_down_is_one_error_line_and_exit_1(tmp_path, db_url):
     config.write_text(_toml(db_url, down.port), encoding="utf-8")
     app = App(from_dict({"database": {"url": db_url}}))
     watched_since(app, utcnow() - timedelta(days=10))
-    app.close()
     result = CliRunner().invoke(cli, ["--config", str(config), "digest", "send"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot connect to SMTP server 127.0.0.1:")
@@ -114,6 +115,12 @@ def test_send_with_smtp_down_is_one_error_line_and_exit_1(tmp_path, db_url):
     listed = CliRunner().invoke(cli, ["--config", str(config), "digest", "list"])
     [row] = listed.output.splitlines()[1:]
     assert "failed" in row and "Connection refused" in row  # the reason, not cut off
+    with transaction(app.sessions) as session:  # a server's multi-line reply, as stored
+        session.execute(update(DigestRow).values(error="451 Try later\n451 (greylisted)"))
+    listed = CliRunner().invoke(cli, ["--config", str(config), "digest", "list"])
+    [row] = listed.output.splitlines()[1:]
+    assert row.endswith("  451 Try later 451 (greylisted)")
+    app.close()
 
 
 def test_two_processes_racing_send_one_email(setup, smtp, tmp_path):

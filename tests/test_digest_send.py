@@ -692,3 +692,16 @@ def test_an_unscored_item_labelled_relevant_is_sent_last_and_shown_unscored(week
     assert lines[at + 2] == "  Ada Byron | cs.NE | labelled relevant, not scored yet"
     html = smtp.messages[0].get_body(("html",)).get_content()
     assert "cs.NE &middot; labelled relevant, not scored yet" in html
+
+
+def test_a_post_two_feeds_carry_is_one_entry_and_counts_once(week_app, smtp):
+    with transaction(week_app.sessions) as session:
+        session.add(PostRow(feed="the-transmitter", guid="copy-of-1", title="SNN dynamics",
+                            link="https://xcorr.example/2026/11/snn-dynamics",
+                            summary_text="Spiking networks.", score=0.75, score_model="test",
+                            first_seen_at=NOW - timedelta(days=2)))
+    outcome = send_digest(week_app, now=NOW)
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert outcome.item_count == 11 and item_ids_in(text).count("post:1") == 1
+    # the header counts entries, as the email shows them: 11 relevant, 11 in it, none left out
+    assert ", 11 relevant, 11 in this email" in text and "did not fit" not in text

@@ -108,8 +108,9 @@ def list_command(ctx: click.Context, limit: int, fmt: str) -> None:
     header = ("id", "period (UTC)", "status", "items", "to", "sent at", "error")
     table = [header] + [(str(r["id"]), f"{_short(r['period_start'])} .. {_short(r['period_end'])}",
                          _status(r), str(r["items"]), str(len(r["recipients"])),
-                         _short(r["sent_at"]), r["error"] or "-") for r in rows]
-    # the error is the last column, in full: its reason comes at the end
+                         _short(r["sent_at"]), " ".join((r["error"] or "-").split()))
+                        for r in rows]
+    # the error is the last column, in full (on one line): its reason comes at the end
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     for line in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))

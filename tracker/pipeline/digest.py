@@ -123,8 +123,9 @@ def _prepare(app, session, start: datetime, end: datetime) -> Prepared:
     warnings = build.health_warnings(sources, _configured_sources(config), start, end)
     fetched = ledger.seen_count(session, start, end,
                                 include_updates=config.digest.include_updates)
+    # relevant: entries, as select() counts them (a post several feeds carry is one)
     digest = build.assemble(start, end, papers, posts, themes, fetched=fetched,
-                            relevant=len(candidates), warnings=warnings, omitted=omitted)
+                            relevant=len(chosen) + omitted, warnings=warnings, omitted=omitted)
     subject = _subject(config, start, end)
     return Prepared(subject, render(digest, subject=subject, timezone=config.schedule.timezone,
                                     unsubscribe=config.digest.unsubscribe))
