@@ -696,7 +696,7 @@ def test_an_unscored_item_labelled_relevant_is_sent_last_and_shown_unscored(week
 
 def test_a_post_two_feeds_carry_is_one_entry_and_counts_once(week_app, smtp):
     with transaction(week_app.sessions) as session:
-        session.add(PostRow(feed="the-transmitter", guid="copy-of-1", title="SNN dynamics",
+        session.add(PostRow(id=5, feed="the-transmitter", guid="copy-of-1", title="SNN dynamics",
                             link="https://xcorr.example/2026/11/snn-dynamics",
                             summary_text="Spiking networks.", score=0.75, score_model="test",
                             first_seen_at=NOW - timedelta(days=2)))
