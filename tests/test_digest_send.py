@@ -391,7 +391,12 @@ def test_empty_week_sends_nothing_without_send_empty(make_config, smtp):
     # The period is closed (so it is not retried every run) and listed as skipped.
     assert send_digest(app, now=NOW).status == "already_sent"
     [row] = list_digests(app)
-    assert row["status"] == "sent" and row["message_id"] is None and row["items"] == 0
+    assert row["status"] == "skipped" and row["message_id"] is None and row["items"] == 0
+    from tracker.pipeline.status import collect
+    from tracker.scheduler import next_fire_times
+
+    status = collect(app, next_fire_times(app.config, NOW), NOW)["last_digest"]  # the same
+    assert status["status"] == "skipped" and status["sent_at"] is not None
 
 
 def test_old_posts_of_a_new_feed_are_left_out_and_posts_show_their_date(make_config, smtp):

@@ -58,7 +58,8 @@ def _filled_app(make_config, local_server) -> App:
         session.add(LabelRow(paper_id=second, label="relevant", created_at=NOW))
         session.add(DigestRow(period_start=NOW - timedelta(days=12), period_end=NOW - timedelta(
             days=5), status="sent", recipients=["a@example.org", "b@example.org"],
-            created_at=NOW - timedelta(days=5), sent_at=NOW - timedelta(days=5)))
+            message_id="<1@tracker.example>", created_at=NOW - timedelta(days=5),
+            sent_at=NOW - timedelta(days=5)))
     return app
 
 

@@ -107,7 +107,7 @@ def list_command(ctx: click.Context, limit: int, fmt: str) -> None:
         return
     header = ("id", "period (UTC)", "status", "items", "to", "sent at", "error")
     table = [header] + [(str(r["id"]), f"{_short(r['period_start'])} .. {_short(r['period_end'])}",
-                         _status(r), str(r["items"]), str(len(r["recipients"])),
+                         r["status"], str(r["items"]), str(len(r["recipients"])),
                          _short(r["sent_at"]), " ".join((r["error"] or "-").split()))
                         for r in rows]
     # the error is the last column, in full (on one line): its reason comes at the end
@@ -115,12 +115,6 @@ def list_command(ctx: click.Context, limit: int, fmt: str) -> None:
     for line in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
                    + "  " + line[-1])
-
-
-def _status(row: dict) -> str:
-    if row["status"] == "sent" and row["message_id"] is None:
-        return "skipped"  # an empty period with send_empty = false: nothing was emailed
-    return row["status"]
 
 
 def _iso(moment) -> str | None:

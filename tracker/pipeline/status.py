@@ -10,6 +10,7 @@ from tracker.pipeline import App, utcnow
 from tracker.pipeline.cycle import holder_gone
 from tracker.store import runs
 from tracker.store.db import sqlite_path
+from tracker.store.digests import reported_status
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -76,7 +77,7 @@ def collect(app: App, upcoming: dict[str, datetime], now: datetime | None = None
         "sources": sources,
         "last_digest": None if digest is None else {
             "period_start": _iso(digest.period_start), "period_end": _iso(digest.period_end),
-            "status": digest.status, "sent_at": _iso(digest.sent_at),
+            "status": reported_status(digest), "sent_at": _iso(digest.sent_at),
             "recipients": len(digest.recipients or []), "error": digest.error,
         },
     }

@@ -190,6 +190,13 @@ def mark_failed(session: Session, digest_id: int, claimed_at: datetime, error: s
         .execution_options(synchronize_session=False)).rowcount == 1
 
 
+def reported_status(row: DigestRow) -> str:
+    """The ledger's status as users read it: a period closed without an email (nothing to
+    send, with send_empty = false or a forced send) is "sent" in the ledger, so that it is
+    not retried, and "skipped" to them."""
+    return "skipped" if row.status == "sent" and row.message_id is None else row.status
+
+
 def list_digests(session: Session, limit: int) -> list[dict]:
     counts = (select(DigestItemRow.digest_id, func.count().label("n_items"))
               .group_by(DigestItemRow.digest_id).subquery())
@@ -198,9 +205,10 @@ def list_digests(session: Session, limit: int) -> list[dict]:
         .outerjoin(counts, counts.c.digest_id == DigestRow.id)
         .order_by(DigestRow.period_end.desc()).limit(limit)).all()
     return [{"id": row.id, "period_start": row.period_start, "period_end": row.period_end,
-             "status": row.status, "items": int(items), "recipients": list(row.recipients or []),
-             "message_id": row.message_id, "claimed_at": row.created_at,
-             "sent_at": row.sent_at, "error": row.error} for row, items in rows]
+             "status": reported_status(row), "items": int(items),
+             "recipients": list(row.recipients or []), "message_id": row.message_id,
+             "claimed_at": row.created_at, "sent_at": row.sent_at, "error": row.error}
+            for row, items in rows]
 
 
 def sent_items(session: Session, digest_id: int) -> list[DigestItemRow]:
