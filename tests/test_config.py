@@ -107,6 +107,11 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         ('[digest]\nsender = "t@example.org\\nBcc: evil@example.org"\n',
          "key 'digest.sender': must be one line"),
         ('[digest]\nlist_id = "x\\r\\ny"\n', "key 'digest.list_id': must be one line"),
+        # other line breaks (\v, NEL, U+2028) and control characters: the email package
+        # refuses a header holding them, so the send failed after the check had passed
+        *((f'[digest]\nsubject = "Digest{ch} {{start:%d %b}}"\n',
+           "key 'digest.subject': must be one line")
+          for ch in (r"\u000b", r"\u0085", r"\u2028", r"\u001b", r"\t")),
         ('[digest]\nunsubscribe = "https://x.org/u\\nX: y"\n',
          "key 'digest.unsubscribe': must be one line"),
         ('[digest]\nsubject = "Digest {start[0]}"\n', "key 'digest.subject': cannot be formatted"),

@@ -166,7 +166,9 @@ _ADDRESS = re.compile(r"[^@\s,;<>()\"']+@[^@\s,;<>()\"']+")
 
 def _one_line(value: str) -> str:
     """Text that goes into an email header: a line break would end the header there."""
-    if any(ch in value for ch in "\r\n\x00"):
+    # control characters, and what str.splitlines() breaks at (\v, \x85, \u2028, ...):
+    # Python's email package refuses a header holding any of them
+    if len(value.splitlines()) > 1 or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
         raise ValueError("must be one line (it goes into an email header)")
     return value
 
