@@ -15,7 +15,8 @@ from tests.conftest import TEST_DATA
 from tests.test_digest_send import NOW, PERIOD_END, add_paper, digest_config, ledger, seed_week
 from tests.test_digest_send import ledger_items as recorded_items
 from tracker.digest import build
-from tracker.digest.render import MAX_HTML_BYTES, render, safe_url
+from tracker.digest.render import MAX_HTML_BYTES, render
+from tracker.models import safe_url
 from tracker.pipeline import App
 from tracker.pipeline.digest import preview, send_digest
 from tracker.store.db import transaction

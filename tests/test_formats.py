@@ -61,6 +61,17 @@ def test_csv_parses_back():
     assert list(rows[0]) == list(formats.FIELDS)
 
 
+def test_csv_cells_a_spreadsheet_would_run_are_shown_as_text():
+    hostile = [{**items()[2], "title": '=HYPERLINK("http://evil/","x") brain',
+                "summary": "@SUM(1) brain", "authors": ["-2+3", "Ada"], "feed": "+cmd",
+                "url": "https://blog.example/a-b"}]
+    [row] = csv.DictReader(io.StringIO(render("csv", hostile)))
+    assert row["title"] == '\'=HYPERLINK("http://evil/","x") brain'
+    assert (row["summary"], row["authors"], row["feed"]) == ("'@SUM(1) brain", "'-2+3; Ada",
+                                                            "'+cmd")
+    assert row["url"] == "https://blog.example/a-b" and row["id"] == "post:7"
+
+
 # A small BibTeX reader: entries, then fields whose values are brace-balanced groups.
 _ENTRY = re.compile(r"@(\w+)\{([^,\s{}]+),\n(.*?)\n\}\n", re.S)
 _UNTEX = {v: k for k, v in formats._TEX.items()}
@@ -111,6 +122,9 @@ def test_bibtex_entries_are_valid_with_arxiv_fields():
     assert paper["author"] == "Zoë Ñúñez and Bob O'Neil"
     assert old["eprint"] == "math/0211159" and old["primaryClass"] == "math.DG"
     assert "eprint" not in post and "colah" in post["note"]
+    team = [{**items()[1], "authors": ["Google Quantum AI and Collaborators", "Ada Lovelace"]}]
+    [(_, _, fields)] = parse_bibtex(render("bibtex", team))
+    assert fields["author"] == "{Google Quantum AI and Collaborators} and Ada Lovelace"
     twice = parse_bibtex(render("bibtex", items()[:1] * 3))
     assert len({key for _, key, _ in twice}) == 3  # duplicate keys get a suffix
 
@@ -134,6 +148,15 @@ def test_atom_is_a_valid_feed():
     assert same.feed.id == feed.feed.id != other.feed.id  # stable per search
     empty = feedparser.parse(render("atom", [], now=datetime(2026, 1, 1, tzinfo=UTC)).encode())
     assert not empty.bozo and empty.entries == []
+    # a feed's javascript: or data: link is no link to follow, in Atom or BibTeX
+    for link in ("javascript:alert(1)", "JaVaScRiPt:alert(2)", "java\tscript:alert(3)",
+                 "data:text/html;base64,PHNjcmlwdD4="):
+        hostile = [{**items()[2], "url": link}]
+        xml = render("atom", hostile)
+        [entry] = feedparser.parse(xml.encode()).entries
+        assert "<link" not in xml and entry.content[0].value == "<p>hi</p>"
+        [(_, _, fields)] = parse_bibtex(render("bibtex", hostile))
+        assert "url" not in fields
     spaced = [{**items()[2], "feed": "my feed {x}"}]  # an id must be an IRI: no spaces
     [entry] = feedparser.parse(render("atom", spaced).encode()).entries
     assert entry.id == "urn:neuroai-tracker:post:7:my%20feed%20%7Bx%7D"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from tracker.errors import InputError
 
@@ -12,6 +13,17 @@ from tracker.errors import InputError
 # written in, math.AG/0211159, though it is not part of the id)
 ARXIV_NEW_ID = r"\d{4}\.\d{4,5}"
 ARXIV_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Za-z]{2})?/\d{7}"
+
+
+def safe_url(url: str | None) -> str:
+    """The URL if it is http(s)/mailto with no control characters, else '': what the digest,
+    Atom and BibTeX output link to (a feed may give javascript: or data: links)."""
+    if not url:
+        return ""
+    url = url.strip()
+    if any(ord(ch) < 32 or ch in "\x7f" for ch in url):
+        return ""
+    return url if urlsplit(url).scheme.lower() in ("http", "https", "mailto") else ""
 
 
 def canonical_arxiv_id(value: str) -> str:

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from tracker.models import safe_url
+
 FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
 FIELDS = ("id", "kind", "title", "url", "published", "updated", "score", "categories",
           "authors", "version", "feed", "primary_category", "doi", "label", "first_seen_at",
@@ -64,8 +66,16 @@ def write_csv(items, out, **_) -> int:
         row = jsonable(item)
         for key in ("categories", "authors"):
             row[key] = LIST_SEPARATOR.join(row.get(key) or [])
-        writer.writerow(row)
+        writer.writerow({key: _inert(value) for key, value in row.items()})
     return count
+
+
+def _inert(value):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @ first; a feed's title
+    can be '=HYPERLINK(...)') gets a leading apostrophe, which shows it as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 # --- BibTeX ----------------------------------------------------------------------------
@@ -104,7 +114,11 @@ def _bib_key(item: dict, seen: set[str]) -> str:
 def _bib_fields(item: dict) -> list[tuple[str, str]]:
     fields = [("title", _tex(item.get("title") or ""))]
     if item.get("authors"):
-        fields.append(("author", " and ".join(_tex(a) for a in item["authors"])))
+        # a name holding " and " ("Google Quantum AI and Collaborators") is braced, or
+        # BibTeX reads two authors in it
+        fields.append(("author", " and ".join(
+            f"{{{_tex(a)}}}" if " and " in f" {a.lower()} " else _tex(a)
+            for a in item["authors"])))
     if item.get("published"):
         fields.append(("year", str(item["published"].year)))
     if item["kind"] == "paper":
@@ -116,8 +130,8 @@ def _bib_fields(item: dict) -> list[tuple[str, str]]:
             fields.append(("doi", _tex(item["doi"])))
     else:
         fields.append(("note", _tex(f"Blog post, {item.get('feed') or 'feed'}")))
-    if item.get("url"):
-        fields.append(("url", item["url"].replace("{", "%7B").replace("}", "%7D")))
+    if url := safe_url(item.get("url")):  # not a feed's javascript: or data: link
+        fields.append(("url", url.replace("{", "%7B").replace("}", "%7D")))
     return fields
 
 
@@ -164,8 +178,8 @@ def _atom_entry(feed, item: dict) -> datetime:
         _sub(_sub(entry, "author"), "name", name)
     for term in item.get("categories") or []:
         _sub(entry, "category", term=term)
-    if item.get("url"):  # an entry needs an alternate link or content
-        _sub(entry, "link", rel="alternate", href=item["url"])
+    if url := safe_url(item.get("url")):  # an entry needs an alternate link or content
+        _sub(entry, "link", rel="alternate", href=url)
         _sub(entry, "summary", item.get("summary") or "", type="text")
     else:
         _sub(entry, "content", item.get("summary") or "", type="text")

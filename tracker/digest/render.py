@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from tracker.digest.build import Digest, entry_count, excerpt, short_authors, trimmed
+from tracker.models import safe_url
 
 MAX_HTML_BYTES = 100_000
 ABSTRACT_LEVELS = (320, 160, 0)  # characters of abstract per item, tried in turn
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_SAFE_SCHEMES = ("http", "https", "mailto")
 
 
 @dataclass
@@ -48,17 +47,6 @@ def wire_size(page: str) -> int:
     part.set_content(page, subtype="html", charset="utf-8")
     body = part.get_payload()
     return len(body) + body.count("\n")
-
-
-def safe_url(url: str | None) -> str:
-    """The URL if it is http(s)/mailto with no control characters, else ''."""
-    if not url:
-        return ""
-    url = url.strip()
-    if any(ord(ch) < 32 or ch in "\x7f" for ch in url):
-        return ""
-    scheme = urlsplit(url).scheme.lower()
-    return url if scheme in _SAFE_SCHEMES else ""
 
 
 def score_text(score: float | None) -> str:
