@@ -201,3 +201,18 @@ def test_a_date_no_post_can_have_is_no_date():
     assert early.published is None
     real_date = feeds._date(time.strptime(ahead, "%Y-%m-%dT%H:%M:%SZ"))
     assert early.guid == feeds._identity({}, "Soon", real_date, early.summary_text)
+
+
+def test_control_characters_are_dropped_from_what_is_stored():
+    """A terminal would run ESC sequences (colours, OSC 8 links) printed by show or search,
+    and they are invalid in the digest's HTML and in TeX. Tabs and line breaks are spaces."""
+    raw, coded = parse_entries(
+        "<entry><id>1</id><title type='text'>Esc \x1b[31mRED\x1b[0m \x07bell\x0bnext</title>"
+        "<author><name>Ada\x1b]8;;http://evil/\x1b\\ Byron</name></author>"
+        "<summary type='html'>&lt;p&gt;ctl\x01\x02 text&lt;/p&gt;</summary></entry>",
+        "<entry><id>2</id><title type='html'>Coded &amp;#27;[1mbold&amp;#7;</title>"
+        "<content type='html'>&lt;p&gt;a&amp;#27;b\x1b&lt;/p&gt;</content></entry>")
+    assert raw.title == "Esc [31mRED[0m bell next" and raw.author == "Ada]8;;http://evil/\\ Byron"
+    assert raw.summary_text == "ctl text"
+    assert coded.title == "Coded [1mbold" and coded.summary_text == "ab"
+    assert "\x1b" not in coded.content_html and "a" in coded.content_html

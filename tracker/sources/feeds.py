@@ -42,6 +42,9 @@ _BLOCK_TAG = re.compile(
     r"<(?=/?(?:p|br|div|li|dt|dd|h[1-6]|tr|td|th|blockquote|pre|hr|section|article|figcaption"
     r"|ul|ol|table)\b)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+# C0 and C1 control characters but tab and line breaks (made spaces in text): NUL, which
+# PostgreSQL refuses, and ESC and the like, which would reach terminals, HTML and TeX
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 GUID_MAX = 1024
 TEXT_MAX = 100_000  # characters of a post's plain text (a long essay is 50,000)
 
@@ -135,7 +138,7 @@ def _describe(exc) -> str:
 
 def _post(feed: str, entry) -> Post:
     title = _shortened(_title(entry), 1_000) or "(untitled)"
-    link = (entry.get("link") or "").replace("\x00", "") or None  # PostgreSQL refuses NUL
+    link = _CONTROL.sub("", entry.get("link") or "") or None  # PostgreSQL refuses NUL
     dated = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
     dated_by_update = dated is not None and not entry.get("published_parsed")
     # identity takes the date as given: one that becomes plausible later is the same entry
@@ -154,7 +157,8 @@ def _post(feed: str, entry) -> Post:
         link=link,
         author=plain_text(author) or None,
         summary_text=summary,
-        content_html=nh3.clean(content.replace("\x00", "")) if content else "",
+        # after cleaning: it decodes entities (&#27;) into the characters
+        content_html=_CONTROL.sub("", nh3.clean(content)) if content else "",
         published=published,
         refs=extract_refs(searchable),
         dated_by_update=dated_by_update,
@@ -179,7 +183,7 @@ def _title(entry) -> str:
     """The title as text. A plain-text title is text already: `List<String>` is not a tag."""
     title = entry.get("title", "")
     if (entry.get("title_detail") or {}).get("type") == "text/plain":
-        return _SPACE.sub(" ", title.replace("\x00", "")).strip()
+        return _SPACE.sub(" ", _CONTROL.sub("", title)).strip()
     return plain_text(title)
 
 
@@ -212,9 +216,10 @@ def plain_text(fragment: str) -> str:
     a space where a block or line break kept words apart."""
     if not fragment:
         return ""
-    spaced = _BLOCK_TAG.sub(" <", fragment.replace("\x00", ""))
+    spaced = _BLOCK_TAG.sub(" <", _CONTROL.sub("", fragment))
     stripped = nh3.clean(spaced, tags=set(), attributes={})
-    return _SPACE.sub(" ", html.unescape(stripped)).replace("\x00", "").strip()
+    # entities may encode control characters too (&#27;)
+    return _SPACE.sub(" ", _CONTROL.sub("", html.unescape(stripped))).strip()
 
 
 def _date(parsed) -> datetime | None:
