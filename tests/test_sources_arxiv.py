@@ -102,6 +102,15 @@ def test_odd_entries_are_read_as_the_ids_fields_and_names_they_hold():
     assert page.skipped == 2
 
 
+def test_an_entry_without_a_published_date_takes_its_updated_date():
+    page = one_page(ENTRY.format(id="2612.00010v3", extra="<updated>2026-12-01T10:00:00Z"
+                                 "</updated><published>someday</published>"),
+                    ENTRY.format(id="2612.00011v1", extra=""))
+    dated, undated = page.papers
+    assert dated.published == dated.updated == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert undated.published is None and undated.updated is None
+
+
 def test_entities_expand_from_the_document_only_never_from_a_file(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")

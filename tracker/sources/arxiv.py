@@ -218,7 +218,9 @@ def _paper(entry_id: str, text: dict, authors: list, categories: list,
     if not match or not title:
         log.warning("skipping an arXiv entry without a usable id or title: %r", entry_id)
         return None
-    published = _date(text.get(f"{ATOM}published"))
+    # without a (readable) first-version date, the latest one's: a paper always has a date
+    # to sort and filter by
+    published = _date(text.get(f"{ATOM}published")) or _date(text.get(f"{ATOM}updated"))
     return Paper(
         id=canonical_arxiv_id(match["id"]),
         version=int(match["version"] or 1),
