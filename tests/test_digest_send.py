@@ -710,3 +710,29 @@ def test_a_post_two_feeds_carry_is_one_entry_and_counts_once(week_app, smtp):
     assert outcome.item_count == 11 and item_ids_in(text).count("post:1") == 1
     # the header counts entries, as the email shows them: 11 relevant, 11 in it, none left out
     assert ", 11 relevant, 11 in this email" in text and "did not fit" not in text
+
+
+def test_a_digest_waits_for_a_fetch_running_elsewhere_and_holds_what_it_stores(
+        week_app, smtp, monkeypatch):
+    """Another process's fetch, started before the digest time, stamps its items with its
+    start: read before it committed them, the digest closed their period without them, and
+    no later digest took them. It now waits until that fetch lets go of its lease."""
+    from tracker.pipeline import digest as digest_use_case
+    from tracker.pipeline import utcnow
+    from tracker.store import runs
+
+    monkeypatch.setattr(digest_use_case, "FETCH_POLL_SECONDS", 0.05)
+    holder = "another-host.example:4242:worker"  # alive, for all this host can tell
+    with transaction(week_app.sessions) as session:
+        assert runs.acquire_lock(session, "fetch", holder, utcnow(), timedelta(hours=3))
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(send_digest, week_app, now=NOW)
+        threading.Event().wait(1.0)
+        assert not sending.done() and not smtp.envelopes  # waiting for the fetch
+        with transaction(week_app.sessions) as session:  # what that fetch stores, then ends
+            add_paper(session, "2611.10099", PERIOD_END - timedelta(minutes=5), 0.95)
+            runs.release_lock(session, "fetch", holder)
+        outcome = sending.result(timeout=30)
+    assert outcome.status == "sent"
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert "2611.10099" in item_ids_in(text)

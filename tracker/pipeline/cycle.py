@@ -112,8 +112,8 @@ class Runner:
 
     def run_job(self, job: str, now: datetime | None = None) -> JobResult:
         """Run one job under its lease; never raises for a job failure (it is recorded)."""
-        now = now or self.clock()
-        skipped = self._begin(job, now)
+        started = now or self.clock()
+        skipped = self._begin(job, started)
         if skipped:
             _event(logging.INFO, f"{job}: skipped, {skipped}", job=job, event="skipped")
             return JobResult(job, "skipped", error=skipped)
@@ -121,7 +121,9 @@ class Runner:
         renewer = threading.Thread(target=self._renew_loop, args=(active,), daemon=True)
         renewer.start()
         try:
-            result = self.jobs[job](self.app, now)
+            # the job's clock starts once the lease is held: a digest that waits for a
+            # running fetch (pipeline.digest) then sees every item stamped before its period end
+            result = self.jobs[job](self.app, now or self.clock())
         except TrackerError as exc:
             result = JobResult(job, "failed", error=str(exc))
         except Exception as exc:  # a bug: record it, keep the worker alive

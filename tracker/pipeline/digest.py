@@ -196,7 +196,37 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
         return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
                              f"item(s) to {to}; nothing sent or recorded", count)
+    _wait_for_a_running_fetch(app)
     return _claim_and_send(app, now, *span, force=force)
+
+
+FETCH_POLL_SECONDS = 5.0
+
+
+def _wait_for_a_running_fetch(app) -> None:
+    """Wait while another process fetches (the `fetch` lease is held). Its items carry the
+    time that fetch started, and those it commits after this digest is read would fall in a
+    period already sent: in no digest, ever. A holder that is gone from this machine is not
+    waited for; one elsewhere at most until its lease expires."""
+    import time
+
+    from tracker.pipeline import utcnow
+    from tracker.pipeline.cycle import holder_gone
+
+    waited = False
+    while True:
+        with app.sessions() as session:
+            holders = [lock.holder for lock in runs.live_locks(session, utcnow())
+                       if lock.name == "fetch" and not holder_gone(lock.holder)]
+        if not holders:
+            if waited:
+                log.info("digest: the fetch has finished; sending")
+            return
+        if not waited:
+            log.info("digest: waiting for the running fetch (%s) to finish, so that the "
+                     "digest holds what it stores", holders[0])
+            waited = True
+        time.sleep(FETCH_POLL_SECONDS)
 
 
 def _claim_and_send(app, now: datetime, start: datetime, end: datetime, *,
