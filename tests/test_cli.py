@@ -141,12 +141,16 @@ def test_database_urls_as_users_write_them(tmp_path):
     for url, message in (("mysql://me:pw@127.0.0.1/x", "expected a sqlite:/// or postgresql"),
                          ("sqlitefoo:///x.db", "expected a sqlite:/// or postgresql"),
                          ("postgresql+psycopg://me:pw@127.0.0.1:notaport/x",
-                          "the port in the URL is not a number")):
+                          "the port in the URL is not a number"),
+                         # the driver read "w@127.0.0.1" as the host, and said so
+                         ("postgresql+psycopg://me:p@w@127.0.0.1:5999/x",
+                          "more than one '@' before the host: write an '@' of the user name "
+                          "or password as %40")):
         for command in (["status"], ["config", "check"]):
             result = run(*command, env={"TRACKER_DATABASE_URL": url})
             assert (result.exit_code, result.output.count("\n")) == (2, 1), result.output
             assert f"$TRACKER_DATABASE_URL: {message}" in result.output
-            assert "pw" not in result.output
+            assert "pw" not in result.output and "@127" not in result.output
     result = run("status", env={"TRACKER_DATABASE_URL": "postgresql+psycopg2://me@127.0.0.1/x"})
     assert result.exit_code == 1 and "use a postgresql+psycopg:// URL" in result.output
     (tmp_path / "file").write_text("a file where the folder would go")

@@ -64,6 +64,10 @@ def _database_url(value: str) -> str:
         path = rest[1:].partition("?")[0]
         if path in ("", ":memory:"):  # an in-memory store is lost when the command ends
             raise ValueError("a SQLite URL needs a file path, e.g. sqlite:///data/tracker.db")
+    if value.partition("://")[2].split("/", 1)[0].count("@") > 1:
+        # the driver would take the rest for the host and name it in its errors
+        raise ValueError("more than one '@' before the host: write an '@' of the user name "
+                         "or password as %40")
     if found["port"] is not None and not (found["port"].isdecimal()
                                           and 0 < int(found["port"]) < 65536):
         raise ValueError("the port in the URL is not a number from 1 to 65535")
