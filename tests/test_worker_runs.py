@@ -289,3 +289,32 @@ def test_a_cron_fire_during_the_start_up_run_does_not_run_the_job_twice(app):
     worker.run_scheduled("fetch")
     assert len(calls) == 2
     assert [r.job for r in _runs(app)] == ["fetch", "fetch"]
+
+
+def test_a_database_error_is_one_line_in_the_run_record_and_the_log(app, caplog):
+    """SQLAlchemy's message adds a line ("Background on this error at: ...") and, for a
+    statement, its SQL and parameters: a log event must stay one line, with no data."""
+    from sqlalchemy.exc import OperationalError
+
+    from tracker.scheduler import Worker
+
+    error = OperationalError("SELECT * FROM papers WHERE id = ?", ("2401.00001",),
+                             Exception("terminating connection due to administrator command"))
+    assert "\n" in str(error)
+
+    def lost(app_, now):
+        raise error
+
+    runner = Runner(app, jobs={"fetch": lost})
+    assert runner.run_job("fetch", MONDAY_9).outcome == "failed"
+    [run] = _runs(app)
+    assert run.error == "database error: terminating connection due to administrator command"
+
+    def unreachable(job, now=None):
+        raise error
+
+    runner.run_job = unreachable
+    Worker(runner)._run("fetch")
+    [record] = [r for r in caplog.records if "could not run" in r.getMessage()]
+    assert record.getMessage() == ("fetch: could not run: database error: terminating "
+                                   "connection due to administrator command")

@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tracker.config import Config, cron_trigger, previous_fire_time
-from tracker.errors import ConfigError, TrackerError
+from tracker.errors import ConfigError
 from tracker.pipeline import utcnow
 from tracker.pipeline.cycle import PIPELINE, Runner, digest_due, jobs_behind
+from tracker.store.db import describe_error
 
 log = logging.getLogger("tracker.worker")
 
@@ -115,14 +116,14 @@ class Worker:
         try:
             return digest_due(self.runner.app, utcnow())
         except Exception as exc:  # the next cron run asks again
-            log.error("digest: cannot check whether it is due: %s", exc)
+            log.error("digest: cannot check whether it is due: %s", describe_error(exc))
             return False
 
     def _run(self, job: str) -> None:
         try:
             self.runner.run_job(job)
         except Exception as exc:  # e.g. the database is unreachable: log, keep serving
-            error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)  # one line (SQLAlchemy appends a second)
             log.error("%s: could not run: %s", job, error, extra={"fields": {
                 "job": job, "event": "error", "error": error}})
             log.debug("%s: traceback", job, exc_info=True)

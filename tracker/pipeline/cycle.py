@@ -22,7 +22,7 @@ from tracker.config import previous_fire_time
 from tracker.errors import TrackerError
 from tracker.pipeline import App, utcnow
 from tracker.store import runs
-from tracker.store.db import transaction
+from tracker.store.db import describe_error, transaction
 
 log = logging.getLogger("tracker.worker")
 
@@ -128,7 +128,7 @@ class Runner:
             result = JobResult(job, "failed", error=str(exc))
         except Exception as exc:  # a bug: record it, keep the worker alive
             log.debug("%s: unexpected error", job, exc_info=True)  # traceback with -v
-            result = JobResult(job, "failed", error=f"{type(exc).__name__}: {exc}")
+            result = JobResult(job, "failed", error=describe_error(exc))
         except BaseException:  # KeyboardInterrupt/SystemExit: close the run, then go
             self.abandon("interrupted")
             raise
