@@ -318,3 +318,36 @@ def test_a_database_error_is_one_line_in_the_run_record_and_the_log(app, caplog)
     [record] = [r for r in caplog.records if "could not run" in r.getMessage()]
     assert record.getMessage() == ("fetch: could not run: database error: terminating "
                                    "connection due to administrator command")
+
+
+def test_a_digest_abandoned_mid_send_frees_its_period_for_the_next_run(app):
+    """Stopped while the SMTP server did not answer: the claim stayed 'sending', so the
+    next worker took the period for "being sent by another process" for lock_ttl (3 h)."""
+    from tracker.store import digests
+
+    end = MONDAY_9.replace(hour=8)
+    claimed, release = threading.Event(), threading.Event()
+
+    def hanging_send(app_, now):
+        with transaction(app_.sessions) as session:
+            digests.claim(session, end - timedelta(days=7), end, now, ["a@example.org"],
+                          now - timedelta(hours=3))
+        claimed.set()
+        release.wait(30)  # the SMTP conversation that never ends
+        return JobResult("digest", "ok")
+
+    runner = Runner(app, jobs={"digest": hanging_send})
+    thread = threading.Thread(target=runner.run_job, args=("digest", MONDAY_9))
+    thread.start()
+    assert claimed.wait(30)
+    runner.abandon("worker stopped by SIGTERM")
+    with app.sessions() as session:
+        [row] = session.scalars(select(DigestRow)).all()
+        assert (row.status, row.error) == ("failed", "abandoned (worker stopped by SIGTERM)")
+    with transaction(app.sessions) as session:  # the next run claims it at once
+        again = digests.claim(session, end - timedelta(days=7), end,
+                              MONDAY_9 + timedelta(minutes=1), ["a@example.org"],
+                              MONDAY_9 - timedelta(hours=3))
+    assert again.digest_id == row.id
+    release.set()
+    thread.join(30)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from tracker.config import previous_fire_time
 from tracker.errors import TrackerError
 from tracker.pipeline import App, utcnow
-from tracker.store import runs
+from tracker.store import digests, runs
 from tracker.store.db import describe_error, transaction
 
 log = logging.getLogger("tracker.worker")
@@ -247,6 +247,8 @@ class Runner:
                     runs.finish_run(session, active.run_id, self._elapsed_now(active),
                                     "abandoned", error=reason)
                     runs.release_lock(session, active.job, self.holder)
+                    if active.job == "digest":  # its claim would hold the period for hours
+                        digests.fail_claims_since(session, active.now, f"abandoned ({reason})")
             finally:
                 self._active = None
                 self._idle.set()
