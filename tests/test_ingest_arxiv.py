@@ -482,6 +482,24 @@ def test_backfill_pulls_history_in_day_windows_and_leaves_the_cursor(arxiv_app, 
     assert (again.new, again.updated, again.error) == (0, 0, None) and len(papers(app)) == 30
 
 
+def test_backfill_stamps_each_page_when_it_is_stored(arxiv_app):
+    """A backfill may run for hours: with the start time on every page, a digest sent
+    meanwhile closed a period before later pages stamped within it were committed."""
+    from tracker.pipeline import utcnow
+
+    fake, build = arxiv_app
+    fake.entries += make_entries(30, datetime(2025, 3, 1, tzinfo=UTC),
+                                 step=timedelta(hours=11), prefix="2503")
+    app = build()
+    started = utcnow()
+    rep = backfill(app, since=datetime(2025, 3, 1, tzinfo=UTC),
+                   until=datetime(2025, 3, 15, tzinfo=UTC))  # the CLI's call: no `now`
+    assert rep.new == 30
+    with app.sessions() as s:
+        stamps = s.scalars(select(PaperRow.first_seen_at).distinct()).all()
+    assert len(stamps) > 1 and min(stamps) >= started  # one a page (day window) stored
+
+
 def test_backfill_failure_says_where_to_resume(arxiv_app):
     fake, build = arxiv_app
     fake.outage = Reply(503, b"down")

@@ -101,6 +101,9 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
     under the API's result cap). Leaves the incremental cursor alone. On failure the report's
     error says from which date to resume, everything before it being stored; an interrupt
     or a database error logs that advice before it is raised."""
+    # each page is stamped first seen when it is stored: a backfill may run for hours, and
+    # a digest sent meanwhile must not close a period before pages stamped within it commit
+    clock = (lambda: now) if now else utcnow
     now = now or utcnow()
     last_day = f" --until {until - timedelta(microseconds=1):%Y-%m-%d}" if until else ""
     until = until or now
@@ -123,7 +126,7 @@ def backfill(app, *, since: datetime, until: datetime | None = None,
             for start, end in chunks:
                 for page in source.window_pages(client, cfg.categories, cfg.query, start, end,
                                                 cfg.page_size):
-                    _store_papers(app, page, now, rep)
+                    _store_papers(app, page, clock(), rep)
                 done = end
                 bar.advance(task)
     except TrackerError as exc:
