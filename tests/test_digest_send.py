@@ -724,7 +724,10 @@ def test_a_digest_waits_for_a_fetch_running_elsewhere_and_holds_what_it_stores(
     monkeypatch.setattr(digest_use_case, "FETCH_POLL_SECONDS", 0.05)
     holder = "another-host.example:4242:worker"  # alive, for all this host can tell
     with transaction(week_app.sessions) as session:
-        assert runs.acquire_lock(session, "fetch", holder, utcnow(), timedelta(hours=3))
+        # begun before the digest time; its lease runs past the test's real clock
+        assert runs.acquire_lock(session, "fetch", holder, NOW - timedelta(minutes=5),
+                                 utcnow() - NOW + timedelta(hours=3))
+
     with ThreadPoolExecutor(1) as pool:
         sending = pool.submit(send_digest, week_app, now=NOW)
         threading.Event().wait(1.0)
@@ -736,3 +739,17 @@ def test_a_digest_waits_for_a_fetch_running_elsewhere_and_holds_what_it_stores(
     assert outcome.status == "sent"
     text = smtp.messages[0].get_body(("plain",)).get_content()
     assert "2611.10099" in item_ids_in(text)
+
+
+def test_a_digest_does_not_wait_for_a_fetch_begun_after_its_time(week_app, smtp, monkeypatch,
+                                                                 caplog):
+    """That fetch stamps its items after the digest's time: they belong to the next one."""
+    from tracker.pipeline import digest as digest_use_case
+    from tracker.store import runs
+
+    monkeypatch.setattr(digest_use_case, "FETCH_WAIT_MAX_SECONDS", 5.0)
+    with transaction(week_app.sessions) as session:
+        assert runs.acquire_lock(session, "fetch", "another-host.example:4242:worker",
+                                 NOW + timedelta(minutes=1), timedelta(days=3650))
+    assert send_digest(week_app, now=NOW).status == "sent"
+    assert "waiting for the running fetch" not in caplog.text

@@ -320,34 +320,40 @@ def test_a_database_error_is_one_line_in_the_run_record_and_the_log(app, caplog)
                                    "connection due to administrator command")
 
 
-def test_a_digest_abandoned_mid_send_frees_its_period_for_the_next_run(app):
+def test_a_digest_abandoned_mid_send_frees_its_period_for_the_next_run(make_config):
     """Stopped while the SMTP server did not answer: the claim stayed 'sending', so the
-    next worker took the period for "being sent by another process" for lock_ttl (3 h)."""
+    next worker took the period for "being sent by another process" for lock_ttl (3 h).
+    Only this process's claim is freed: another sender's stays as it is."""
+    import socket
+
+    from tests.conftest import watched_since
+    from tracker.pipeline import digest as digest_use_case
     from tracker.store import digests
 
-    end = MONDAY_9.replace(hour=8)
-    claimed, release = threading.Event(), threading.Event()
-
-    def hanging_send(app_, now):
-        with transaction(app_.sessions) as session:
-            digests.claim(session, end - timedelta(days=7), end, now, ["a@example.org"],
-                          now - timedelta(hours=3))
-        claimed.set()
-        release.wait(30)  # the SMTP conversation that never ends
-        return JobResult("digest", "ok")
-
-    runner = Runner(app, jobs={"digest": hanging_send})
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never greets
+    app = App(make_config({
+        "digest": {"recipients": ["team@example.org"]},
+        "smtp": {"host": "127.0.0.1", "port": silent.getsockname()[1], "security": "none",
+                 "timeout_seconds": 5}}))
+    watched_since(app, MONDAY_9 - timedelta(days=10))
+    other_end = MONDAY_9 - timedelta(days=30)  # another process sending an older period
+    with transaction(app.sessions) as session:
+        digests.claim(session, other_end - timedelta(days=7), other_end,
+                      MONDAY_9 + timedelta(seconds=1), ["a@example.org"], MONDAY_9)
+    runner = Runner(app)
     thread = threading.Thread(target=runner.run_job, args=("digest", MONDAY_9))
     thread.start()
-    assert claimed.wait(30)
+    for _ in range(300):  # until it has claimed its period and is talking to the server
+        if digest_use_case.SENDING:
+            break
+        threading.Event().wait(0.01)
+    assert digest_use_case.SENDING
     runner.abandon("worker stopped by SIGTERM")
     with app.sessions() as session:
-        [row] = session.scalars(select(DigestRow)).all()
-        assert (row.status, row.error) == ("failed", "abandoned (worker stopped by SIGTERM)")
-    with transaction(app.sessions) as session:  # the next run claims it at once
-        again = digests.claim(session, end - timedelta(days=7), end,
-                              MONDAY_9 + timedelta(minutes=1), ["a@example.org"],
-                              MONDAY_9 - timedelta(hours=3))
-    assert again.digest_id == row.id
-    release.set()
+        rows = {row.period_end: row for row in session.scalars(select(DigestRow))}
+    mine = rows[MONDAY_9.replace(hour=8)]
+    assert (mine.status, mine.error) == ("failed", "abandoned (worker stopped by SIGTERM)")
+    assert rows[other_end].status == "sending"
     thread.join(30)
+    silent.close()
+    app.close()

@@ -248,7 +248,11 @@ class Runner:
                                     "abandoned", error=reason)
                     runs.release_lock(session, active.job, self.holder)
                     if active.job == "digest":  # its claim would hold the period for hours
-                        digests.fail_claims_since(session, active.now, f"abandoned ({reason})")
+                        from tracker.pipeline.digest import SENDING
+
+                        for digest_id, claimed_at in list(SENDING.items()):
+                            digests.mark_failed(session, digest_id, claimed_at,
+                                                f"abandoned ({reason})")
             finally:
                 self._active = None
                 self._idle.set()

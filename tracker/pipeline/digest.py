@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from tracker.config import previous_fire_time
 from tracker.digest import build
+from tracker.pipeline import utcnow
 from tracker.store import digests as ledger
 from tracker.store import runs
 from tracker.store.db import transaction
@@ -196,37 +197,50 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
         return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
                              f"item(s) to {to}; nothing sent or recorded", count)
-    _wait_for_a_running_fetch(app)
+    if _wait_for_a_running_fetch(app, now):
+        now = max(now, utcnow())  # the claim, the Date header and sent_at: after the wait
     return _claim_and_send(app, now, *span, force=force)
 
 
 FETCH_POLL_SECONDS = 5.0
+FETCH_WAIT_MAX_SECONDS = 1800.0  # a fetch takes minutes; past this, send without it
 
 
-def _wait_for_a_running_fetch(app) -> None:
-    """Wait while another process fetches (the `fetch` lease is held). Its items carry the
-    time that fetch started, and those it commits after this digest is read would fall in a
-    period already sent: in no digest, ever. A holder that is gone from this machine is not
-    waited for; one elsewhere at most until its lease expires."""
+def _wait_for_a_running_fetch(app, now: datetime) -> bool:
+    """Wait while another process runs a fetch that began by `now` (the `fetch` lease):
+    its items carry the time it started, and those it commits after this digest is read
+    would fall in a period already sent, so in no digest, ever. A fetch begun later stamps
+    its items after `now`: the next period. A holder gone from this machine is not waited
+    for. Returns whether it waited."""
     import time
 
-    from tracker.pipeline import utcnow
     from tracker.pipeline.cycle import holder_gone
 
-    waited = False
+    started, waited = time.monotonic(), False
     while True:
         with app.sessions() as session:
             holders = [lock.holder for lock in runs.live_locks(session, utcnow())
-                       if lock.name == "fetch" and not holder_gone(lock.holder)]
+                       if lock.name == "fetch" and lock.acquired_at <= now
+                       and not holder_gone(lock.holder)]
         if not holders:
             if waited:
                 log.info("digest: the fetch has finished; sending")
-            return
+            return waited
+        if time.monotonic() - started > FETCH_WAIT_MAX_SECONDS:
+            log.warning("digest: the fetch of %s is still running after %.0f min; sending "
+                        "without what it has not stored yet", holders[0],
+                        FETCH_WAIT_MAX_SECONDS / 60)
+            return waited
         if not waited:
             log.info("digest: waiting for the running fetch (%s) to finish, so that the "
                      "digest holds what it stores", holders[0])
             waited = True
         time.sleep(FETCH_POLL_SECONDS)
+
+
+# The claims this process is sending: a worker stopped mid-send fails them (cycle.Runner's
+# abandon), so that the next run sends the period rather than wait lock_ttl_seconds.
+SENDING: dict[int, datetime] = {}
 
 
 def _claim_and_send(app, now: datetime, start: datetime, end: datetime, *,
@@ -240,6 +254,16 @@ def _claim_and_send(app, now: datetime, start: datetime, end: datetime, *,
         status = "already_sent" if claim.status == "sent" else "in_progress"
         return DigestOutcome(status, f"the digest for the period ending {end:%Y-%m-%d %H:%M} "
                              f"UTC is {state}")
+    SENDING[claim.digest_id] = claim.claimed_at
+    try:
+        return _send_claimed(app, claim, now, start, end, force=force)
+    finally:
+        SENDING.pop(claim.digest_id, None)
+
+
+def _send_claimed(app, claim: ledger.Claim, now: datetime, start: datetime, end: datetime, *,
+                  force: bool) -> DigestOutcome:
+    config = app.config
     try:
         with app.sessions() as session:
             prepared = _prepare(app, session, start, end)

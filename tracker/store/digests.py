@@ -190,16 +190,6 @@ def mark_failed(session: Session, digest_id: int, claimed_at: datetime, error: s
         .execution_options(synchronize_session=False)).rowcount == 1
 
 
-def fail_claims_since(session: Session, since: datetime, error: str) -> int:
-    """Mark 'failed' the periods claimed for sending from `since` on and still 'sending':
-    what a digest job abandoned mid-send (the worker stopped) leaves, so that the next run
-    re-claims them at once rather than after lock_ttl_seconds."""
-    return session.execute(
-        update(DigestRow).where(DigestRow.status == "sending", DigestRow.created_at >= since)
-        .values(status="failed", error=error[:2000])
-        .execution_options(synchronize_session=False)).rowcount
-
-
 def reported_status(row: DigestRow) -> str:
     """The ledger's status as users read it: a period closed without an email (nothing to
     send, with send_empty = false or a forced send) is "sent" in the ledger, so that it is
