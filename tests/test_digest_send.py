@@ -748,6 +748,7 @@ def test_a_digest_does_not_wait_for_a_fetch_begun_after_its_time(week_app, smtp,
     from tracker.store import runs
 
     monkeypatch.setattr(digest_use_case, "FETCH_WAIT_MAX_SECONDS", 5.0)
+    caplog.set_level("INFO", logger="tracker.digest")
     with transaction(week_app.sessions) as session:
         assert runs.acquire_lock(session, "fetch", "another-host.example:4242:worker",
                                  NOW + timedelta(minutes=1), timedelta(days=3650))
