@@ -125,9 +125,13 @@ def test_a_job_at_a_set_hour_fires_once_on_the_night_clocks_go_back():
     no new fire time for a job at 02:30 (cron runs it once); for an hourly job each of the
     two 02:00s is a real hour."""
     second = datetime(2026, 10, 25, 1, 31, tzinfo=UTC)
-    for cron in ("30 2 * * sun", "30 2 * * *", "30 1-3 * * *"):
+    for cron in ("30 2 * * sun", "30 2 * * *", "30 1-3 * * *", "0,30 2 * * sun",
+                 "*/30 2 * * *"):
         assert previous_fire_time(cron, "Europe/Berlin", second) == \
             datetime(2026, 10, 25, 0, 30, tzinfo=UTC), cron
+    # the second 02:00 of a job at 02:00 and 02:30 is no new fire time either
+    assert previous_fire_time("0,30 2 * * sun", "Europe/Berlin", second.replace(minute=5)) == \
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     assert previous_fire_time("0 * * * *", "Europe/Berlin", second) == \
         datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
     # a week on, the same job's fire time is that Sunday's 02:30 (now at +01:00)

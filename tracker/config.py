@@ -436,7 +436,7 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
     trigger = cron_trigger(cron, ZoneInfo(timezone))
     set_hour = not cron.split()[1].startswith("*")
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
-        last = previous = wall = None
+        last = previous = latest_wall = None
         probe = now - window
         # In UTC throughout: local wall-clock arithmetic (and comparison: two datetimes of one
         # zone compare by wall time) cannot tell the two 02:30s of a DST fall-back night
@@ -445,9 +445,13 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
             at = fire.astimezone(UTC)
             if at > now or (previous is not None and at <= previous):
                 break
-            if not (set_hour and fire.replace(tzinfo=None) == wall):
+            wall = fire.replace(tzinfo=None)
+            # a wall time not after one already passed: the clock went back (02:00 and 02:30
+            # of "0,30 2 * * *" come again)
+            if not (set_hour and latest_wall is not None and wall <= latest_wall):
                 last = at
-            previous, wall, probe = at, fire.replace(tzinfo=None), at + timedelta(microseconds=1)
+            latest_wall = wall if latest_wall is None else max(latest_wall, wall)
+            previous, probe = at, at + timedelta(microseconds=1)
         if last is not None:
             return last
     return None
