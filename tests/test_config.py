@@ -177,6 +177,11 @@ def test_every_bad_key_is_reported_and_integers_widen_to_floats(tmp_path):
     assert cfg.arxiv.delay_seconds == 1.0 and isinstance(cfg.arxiv.delay_seconds, float)
 
 
+def test_an_smtp_host_may_be_a_name_or_an_ip_address():
+    for host in ("smtp.example.org", "127.0.0.1", "::1", "2001:db8::25"):
+        assert config.from_dict({"smtp": {"host": host}}).smtp.host == host
+
+
 def test_defaults_pass_their_own_checks():
     # from_dict skips the check of a value equal to the default, so each default must pass.
     from dataclasses import fields

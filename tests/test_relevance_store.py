@@ -227,12 +227,13 @@ def test_label_errors(filled):
         relevance.label(app, ["2999.00001"], "relevant")
     with pytest.raises(InputError):
         relevance.label(app, ["post:abc"], "relevant")
-    assert relevance.label(app, ["2401.00001v3"], "irrelevant") == ["irrelevant"]
-    assert relevance.label(app, ["2401.00001"], "relevant") == ["relevant"]  # replaced, not added
+    assert relevance.label(app, ["2401.00001v3"], "irrelevant") == [("2401.00001", "irrelevant")]
+    # replaced, not added
+    assert relevance.label(app, ["2401.00001"], "relevant") == [("2401.00001", "relevant")]
     with app.sessions() as session:
         assert session.scalars(select(LabelRow.label)).all() == ["relevant"]
-    assert relevance.label(app, ["2401.00001"], "clear") == ["cleared"]
-    assert relevance.label(app, ["2401.00001"], "clear") == ["no label"]
+    assert [r for _, r in relevance.label(app, ["2401.00001"], "clear")] == ["cleared"]
+    assert [r for _, r in relevance.label(app, ["2401.00001"], "clear")] == ["no label"]
 
 
 def test_cli_labels_several_items_at_once_all_or_nothing(filled, db_url, tmp_path):
@@ -247,8 +248,8 @@ def test_cli_labels_several_items_at_once_all_or_nothing(filled, db_url, tmp_pat
     result = invoke(config_file, "label", "2401.00001v2", f"post:{post_id}", "relevant")
     assert (result.exit_code, result.output) == (0, f"2401.00001: relevant\npost:{post_id}: "
                                                     "relevant\n")
-    result = invoke(config_file, "label", "2401.00001", "2401.00002", "clear")
-    assert result.output == "2401.00001: cleared\n2401.00002: no label\n"
+    result = invoke(config_file, "label", "2401.00001", "2401.00002", "2401.00001v1", "clear")
+    assert result.output == "2401.00001: cleared\n2401.00002: no label\n"  # each item once
     with app.sessions() as session:
         assert session.execute(select(LabelRow.post_id, LabelRow.label)).all() == \
             [(post_id, "relevant")]

@@ -216,3 +216,4 @@ def test_control_characters_are_dropped_from_what_is_stored():
     assert raw.summary_text == "ctl text"
     assert coded.title == "Coded [1mbold" and coded.summary_text == "ab"
     assert "\x1b" not in coded.content_html and "a" in coded.content_html
+    assert feeds.plain_text("line1\x85line2\u2028three") == "line1 line2 three"  # breaks

@@ -194,6 +194,12 @@ def _sender(value: str) -> str:
 
 
 def _host(value: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value.strip()))  # "::1" has colons, but no port
+    except ValueError:
+        pass
     if not value.strip() or any(c.isspace() or c in "/:@" for c in value.strip()):
         raise ValueError(f"{value!r} is not a host name or address (e.g. \"smtp.example.org\"; "
                          "the port is [smtp] port)")

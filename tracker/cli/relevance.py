@@ -47,12 +47,10 @@ def label_command(ctx: click.Context, item_ids: tuple[str, ...], value: str) -> 
       tracker label 2210.08340 relevant
       tracker label 2210.08340 2209.03718 post:12 irrelevant
     """
-    from tracker.models import item_key
     from tracker.pipeline import relevance
 
-    results = relevance.label(get_app(ctx, existing=True), list(item_ids), value)
-    for item_id, result in zip(item_ids, results, strict=True):
-        click.echo(f"{item_key(item_id)}: {result}")  # as stored: "2210.08340", not "...v3"
+    for key, result in relevance.label(get_app(ctx, existing=True), list(item_ids), value):
+        click.echo(f"{key}: {result}")  # as stored: "2210.08340", not "...v3"
 
 
 @click.command("explain")

@@ -276,28 +276,32 @@ def evaluate_file(app, path: str) -> dict:
     return {**metrics, "model_version": current.version, "n_seen_in_training": seen}
 
 
-def label(app, item_ids: list[str], value: str, *, now: datetime | None = None) -> list[str]:
-    """Store 'relevant' / 'irrelevant' for stored items, or remove it with 'clear'; what
-    happened to each, in order. All or nothing: an id not stored changes none of them."""
+def label(app, item_ids: list[str], value: str, *, now: datetime | None = None
+          ) -> list[tuple[str, str]]:
+    """Store 'relevant' / 'irrelevant' for stored items, or remove it with 'clear'; each
+    item once (2210.08340 and 2210.08340v2 are one), with what happened to it, in order.
+    All or nothing: an id not stored changes none of them."""
     if value not in (*USER_LABELS, "clear"):
         raise InputError(f"unknown label {value!r}", hint="relevant, irrelevant or clear")
     with transaction(app.sessions) as session:
-        items, missing = [], []
+        items, missing = {}, []
         for item_id in item_ids:
             try:
-                items.append(_stored(session, item_id))
+                item = _stored(session, item_id)
             except NotFoundError:
                 missing.append(item_id)
+            else:
+                items.setdefault(item.key, item)
         if missing:
             raise NotFoundError(f"no stored item {', '.join(missing)}; nothing labelled",
                                 hint="e.g. 2210.08340 (any version) or post:12; see "
                                      "tracker search")
         if value == "clear":
-            return ["cleared" if store.clear_label(session, item.kind, item.id) else "no label"
-                    for item in items]
-        for item in items:
+            return [(key, "cleared" if store.clear_label(session, item.kind, item.id)
+                     else "no label") for key, item in items.items()]
+        for item in items.values():
             store.set_label(session, item.kind, item.id, value, now or utcnow())
-    return [value] * len(items)
+    return [(key, value) for key in items]
 
 
 # --- tune (backtest) -----------------------------------------------------------------------

@@ -44,7 +44,7 @@ _BLOCK_TAG = re.compile(
 _SPACE = re.compile(r"\s+")
 # C0 and C1 control characters but tab and line breaks (made spaces in text): NUL, which
 # PostgreSQL refuses, and ESC and the like, which would reach terminals, HTML and TeX
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")  # \x85: a line break
 GUID_MAX = 1024
 TEXT_MAX = 100_000  # characters of a post's plain text (a long essay is 50,000)
 
