@@ -314,16 +314,21 @@ class WeekChange:
     leaving: list = field(default_factory=list)
 
 
-def pick(items: list, min_score: float, max_items: int, labels: dict | None = None) -> set:
-    """The ids of what the digest would hold of `items` (digest.build.Item): those scoring at
-    least min_score, the user's label deciding over the score (relevant: in; irrelevant:
-    out), chosen by the digest's own selection. `labels`: {id: label}."""
+def pick(items: list, min_score: float, max_items: int, labels: dict | None = None) -> dict:
+    """What the digest would hold of `items` (digest.build.Item): those scoring at least
+    min_score, the user's label deciding over the score (relevant: in; irrelevant: out),
+    chosen by the digest's own selection. {entry: id of the item shown}; an entry is the
+    item, or for a post the link that several feeds may carry (one entry, its best copy)."""
     from tracker.digest import build
 
     labels = labels or {}
     eligible = [i for i in items if labels.get(i.id) == "relevant" or (
         labels.get(i.id) != "irrelevant" and i.score is not None and i.score >= min_score)]
-    return {i.id for i in build.select(eligible, max_items)[0]}
+    return {_entry(i): i.id for i in build.select(eligible, max_items)[0]}
+
+
+def _entry(item) -> str:
+    return item.url if item.kind == "post" and item.url else item.id
 
 
 def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange]:
@@ -361,11 +366,12 @@ def tune(app, *, weeks: int = 4, now: datetime | None = None) -> list[WeekChange
         after = pick([replace(i, score=new_scores[i.id]) for i in shown], cfg.min_score,
                      cfg.max_items, labels)
         change = WeekChange(start, end)
-        for item in inside:
-            row = (item, item.score, new_scores[item.key])
-            if item.key in after - before:
+        entry = {i.id: _entry(i) for i in shown}
+        for item in inside:  # an entry that moves, as the copy the digest shows
+            row, key = (item, item.score, new_scores[item.key]), entry[item.key]
+            if after.get(key) == item.key and key not in before:
                 change.entering.append(row)
-            elif item.key in before - after:
+            elif before.get(key) == item.key and key not in after:
                 change.leaving.append(row)
         out.append(change)
     return out
