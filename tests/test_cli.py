@@ -69,6 +69,12 @@ def test_config_init_writes_the_commented_defaults_and_never_overwrites_unasked(
     result = run("config", "init", "--force", "lab/neuro.toml")
     assert "`tracker --config lab/neuro.toml config check`" in result.output
     assert (tmp_path / "lab" / "neuro.toml").read_bytes() == committed.read_bytes()
+    # with --config or $TRACKER_CONFIG, that is the file written, and the one checked
+    result = run("--config", "mine.toml", "config", "init")
+    assert result.output == ("wrote mine.toml; edit it, then check it with "
+                             "`tracker --config mine.toml config check`\n")
+    result = run("config", "init", env={"TRACKER_CONFIG": "env.toml"})
+    assert result.exit_code == 0 and (tmp_path / "env.toml").is_file()
     blocked = CliRunner().invoke(cli, ["config", "init", "config/tracker.toml/x.toml"])
     assert blocked.exit_code == 1 and "cannot write config/tracker.toml/x.toml" in \
         blocked.output and "Traceback" not in blocked.output

@@ -96,11 +96,13 @@ def config_check(ctx: click.Context, fmt: str) -> None:
 
 
 @config_group.command("init")
-@click.argument("path", default="config/tracker.toml", type=click.Path(dir_okay=False))
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
-def config_init(path: str, force: bool) -> None:
-    """Write the commented default config to PATH (default: config/tracker.toml, the file
-    commands read from the working directory), to edit.
+@click.pass_context
+def config_init(ctx: click.Context, path: str | None, force: bool) -> None:
+    """Write the commented default config to PATH, to edit. PATH defaults to the file the
+    other commands read: --config, else $TRACKER_CONFIG, else config/tracker.toml. (In a
+    source checkout the copy is of config/tracker.toml as it stands.)
 
     \b
     Example:
@@ -108,10 +110,11 @@ def config_init(path: str, force: bool) -> None:
     """
     from pathlib import Path
 
-    from tracker.config import commented_defaults
+    from tracker.config import commented_defaults, resolve_path
     from tracker.errors import InputError, TrackerError
 
-    target = Path(path)
+    read = resolve_path(ctx.find_root().obj.get("config_path")) or Path("config/tracker.toml")
+    target = Path(path) if path else read
     if target.exists() and not force:
         raise InputError(f"{target} exists; nothing written", hint="pass --force to overwrite it")
     try:
@@ -119,7 +122,8 @@ def config_init(path: str, force: bool) -> None:
         target.write_bytes(commented_defaults().read_bytes())
     except OSError as exc:
         raise TrackerError(f"cannot write {target}: {exc.strerror or exc}") from None
-    option = "" if target == Path("config/tracker.toml") else f"--config {target} "
+    plain = resolve_path(None) or Path("config/tracker.toml")  # read without --config
+    option = "" if target == plain else f"--config {target} "
     click.echo(f"wrote {target}; edit it, then check it with `tracker {option}config check`")
 
 
