@@ -89,7 +89,7 @@ def test_health_warnings_stay_short_however_many_sources_fail():
     assert warnings[-1] == "and 81 more sources with problems (`tracker status` lists them all)"
     assert warnings[0].startswith("feed0: no successful fetch all period (3 failures in a row; "
                                   "last error: HTTP 503 from https://example.org/feed/: Service")
-    assert warnings[0].endswith("...)") and all(len(w) < 300 for w in warnings)
+    assert warnings[0].endswith("…)") and all(len(w) < 300 for w in warnings)
     digest = build.assemble(START, END, [_item("p1", 0.9)], [], [("A", [0])],
                             warnings=warnings)
     rendered = render(digest, subject="s")

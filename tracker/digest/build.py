@@ -166,9 +166,9 @@ def health_warnings(sources: list[SourceHealth], configured: list[str], start: d
         source = state.get(name)
         in_a_row = (f"{source.consecutive_failures} failure"
                     f"{'' if source.consecutive_failures == 1 else 's'} in a row") if source else ""
-        # the error in short: `tracker status` has it whole
-        error = " ".join((source.last_error or "").split()) if source else ""
-        detail = f"; last error: {_shortened(error, MAX_ERROR_CHARS)}" if error else ""
+        # the error in short, on one line: `tracker status` has it whole
+        error = excerpt(source.last_error or "", MAX_ERROR_CHARS) if source else ""
+        detail = f"; last error: {error}" if error else ""
         if source is None or source.last_attempt_at is None:
             warnings.append(f"{name}: never fetched")
         elif source.last_success_at is None or source.last_success_at < start:
@@ -184,10 +184,6 @@ def health_warnings(sources: list[SourceHealth], configured: list[str], start: d
         warnings[MAX_WARNINGS - 1:] = [f"and {rest} more sources with problems (`tracker "
                                        "status` lists them all)"]
     return warnings
-
-
-def _shortened(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
 def short_authors(authors: tuple[str, ...], keep: int = 3) -> str:
