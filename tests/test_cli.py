@@ -151,7 +151,9 @@ def test_database_urls_as_users_write_them(tmp_path):
                          # the driver read "w@127.0.0.1" as the host, and said so
                          ("postgresql+psycopg://me:p@w@127.0.0.1:5999/x",
                           "more than one '@' before the host: write an '@' of the user name "
-                          "or password as %40")):
+                          "or password as %40"),
+                         ("postgresql+psycopg://me:p/w@x@127.0.0.1:5999/x",  # '/' too
+                          "more than one '@' before the host")):
         for command in (["status"], ["config", "check"]):
             result = run(*command, env={"TRACKER_DATABASE_URL": url})
             assert (result.exit_code, result.output.count("\n")) == (2, 1), result.output

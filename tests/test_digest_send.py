@@ -754,3 +754,40 @@ def test_a_digest_does_not_wait_for_a_fetch_begun_after_its_time(week_app, smtp,
                                  NOW + timedelta(minutes=1), timedelta(days=3650))
     assert send_digest(week_app, now=NOW).status == "sent"
     assert "waiting for the running fetch" not in caplog.text
+
+
+def test_a_digest_that_waited_reads_what_was_sent_meanwhile(week_app, smtp, monkeypatch):
+    """It read the ledger before waiting: a send that went out during the wait (a forced
+    one) went unseen, and both emails held the same items."""
+    from tracker.pipeline import digest as digest_use_case
+    from tracker.pipeline import utcnow
+    from tracker.store import runs
+
+    monkeypatch.setattr(digest_use_case, "FETCH_POLL_SECONDS", 0.05)
+    holder = "another-host.example:4242:worker"
+    with transaction(week_app.sessions) as session:
+        assert runs.acquire_lock(session, "fetch", holder, NOW - timedelta(minutes=5),
+                                 utcnow() - NOW + timedelta(hours=3))
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(send_digest, week_app, now=NOW)
+        threading.Event().wait(0.5)
+        with transaction(week_app.sessions) as session:  # a forced send, meanwhile, to 09:00
+            session.add(DigestRow(period_start=PERIOD_END - timedelta(days=7),
+                                  period_end=NOW, status="sent", message_id="<m@x>",
+                                  recipients=["ada@example.org"], created_at=NOW, sent_at=NOW))
+            runs.release_lock(session, "fetch", holder)
+        outcome = waiting.result(timeout=30)
+    assert outcome.status == "already_sent" and not smtp.envelopes
+
+
+def test_one_send_at_a_time_even_for_another_period(week_app, smtp):
+    """A forced send in flight (its period runs to now) and the scheduled one overlap: each
+    would read the other's items as unsent. The second waits for the next run."""
+    with transaction(week_app.sessions) as session:
+        session.add(DigestRow(period_start=PERIOD_END - timedelta(days=7),
+                              period_end=NOW - timedelta(minutes=30), status="sending",
+                              recipients=["ada@example.org"],
+                              created_at=NOW - timedelta(minutes=30)))
+    outcome = send_digest(week_app, now=NOW)
+    assert outcome.status == "in_progress" and not smtp.envelopes
+    assert "being sent by another process" in outcome.message

@@ -336,10 +336,11 @@ def test_a_digest_abandoned_mid_send_frees_its_period_for_the_next_run(make_conf
         "smtp": {"host": "127.0.0.1", "port": silent.getsockname()[1], "security": "none",
                  "timeout_seconds": 5}}))
     watched_since(app, MONDAY_9 - timedelta(days=10))
-    other_end = MONDAY_9 - timedelta(days=30)  # another process sending an older period
+    # a claim of another sender, left 'sending' 4 h ago (past lock_ttl: no longer in the way)
+    other_end = MONDAY_9 - timedelta(days=30)
     with transaction(app.sessions) as session:
         digests.claim(session, other_end - timedelta(days=7), other_end,
-                      MONDAY_9 + timedelta(seconds=1), ["a@example.org"], MONDAY_9)
+                      MONDAY_9 - timedelta(hours=4), ["a@example.org"], MONDAY_9)
     runner = Runner(app)
     thread = threading.Thread(target=runner.run_job, args=("digest", MONDAY_9))
     thread.start()

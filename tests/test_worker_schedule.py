@@ -134,6 +134,11 @@ def test_a_job_at_a_set_hour_fires_once_on_the_night_clocks_go_back():
         datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     assert previous_fire_time("0 * * * *", "Europe/Berlin", second) == \
         datetime(2026, 10, 25, 1, 0, tzinfo=UTC)
+    # the next night, while the search's first day opens between the two 02:30s
+    for hour in (0, 1):
+        assert previous_fire_time("30 2 * * sun", "Europe/Berlin",
+                                  datetime(2026, 10, 26, hour, 45, tzinfo=UTC)) == \
+            datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     # a week on, the same job's fire time is that Sunday's 02:30 (now at +01:00)
     assert previous_fire_time("30 2 * * sun", "Europe/Berlin", second + timedelta(days=7)) == \
         datetime(2026, 11, 1, 1, 30, tzinfo=UTC)

@@ -64,14 +64,25 @@ def _database_url(value: str) -> str:
         path = rest[1:].partition("?")[0]
         if path in ("", ":memory:"):  # an in-memory store is lost when the command ends
             raise ValueError("a SQLite URL needs a file path, e.g. sqlite:///data/tracker.db")
-    if value.partition("://")[2].split("/", 1)[0].count("@") > 1:
-        # the driver would take the rest for the host and name it in its errors
+    if "@" in _url_host(value):
+        # an '@' of the password: the driver would take the rest for the host, and name it
         raise ValueError("more than one '@' before the host: write an '@' of the user name "
                          "or password as %40")
     if found["port"] is not None and not (found["port"].isdecimal()
                                           and 0 < int(found["port"]) < 65536):
         raise ValueError("the port in the URL is not a number from 1 to 65535")
     return value
+
+
+def _url_host(value: str) -> str:
+    """The host as SQLAlchemy reads the URL (a password may hold '/'), or ''."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(value).host or ""
+    except (ArgumentError, ValueError):
+        return ""
 
 
 def _keywords(value: dict[str, float]) -> dict[str, float]:
@@ -443,7 +454,9 @@ def previous_fire_time(cron: str, timezone: str, now: datetime) -> datetime | No
     set_hour = not cron.split()[1].startswith("*")
     for window in (timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367)):
         last = previous = latest_wall = None
-        probe = now - window
+        # a day before the window: a wall time seen on the night clocks went back must be
+        # known when the window opens between the two 02:30s
+        probe = now - window - timedelta(days=1)
         # In UTC throughout: local wall-clock arithmetic (and comparison: two datetimes of one
         # zone compare by wall time) cannot tell the two 02:30s of a DST fall-back night
         # apart, and the search went back an hour, forever.

@@ -59,7 +59,8 @@ def _connect(smtp: SmtpConfig) -> smtplib.SMTP:
 def deliver(message: EmailMessage, recipients: list[str], smtp: SmtpConfig,
             password: str | None) -> Delivery:
     """Send; return once the server accepted the message for at least one recipient."""
-    where = f"{smtp.host}:{smtp.port} ({smtp.security})"
+    host = f"[{smtp.host}]" if ":" in smtp.host else smtp.host  # an IPv6 address
+    where = f"{host}:{smtp.port} ({smtp.security})"
     if smtp.username and not password:  # an empty AUTH LOGIN answer can leave a server waiting
         raise SendError("[smtp] username is set, but $TRACKER_SMTP_PASSWORD is not",
                         hint="export TRACKER_SMTP_PASSWORD=... for the mail account, or "

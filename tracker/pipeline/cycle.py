@@ -329,11 +329,11 @@ def run_cycle(app: App, now: datetime | None = None,
     """One cycle for cron/systemd users: fetch (which scores new items), then the digest if
     one is due."""
     runner = runner or Runner(app)
-    now = now or runner.clock()
-    results = [runner.run_job("fetch", now)]
-    if digest_due(app, now) or _awaiting_first_digest(app):
+    given = now  # a test's clock; otherwise each job's clock starts once its lease is held
+    results = [runner.run_job("fetch", given)]
+    if digest_due(app, given or runner.clock()) or _awaiting_first_digest(app):
         # (a new store's digest job says when its first digest goes out: not_started)
-        results.append(runner.run_job("digest", now))
+        results.append(runner.run_job("digest", given))
     return results
 
 

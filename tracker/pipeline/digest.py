@@ -166,6 +166,8 @@ def preview(app, *, now: datetime) -> Prepared:
 def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = False
                 ) -> DigestOutcome:
     config = app.config.digest
+    # before the ledger is read, so that a send that went out meanwhile (a forced one) is seen
+    waited = not dry_run and bool(config.recipients) and _wait_for_a_running_fetch(app, now)
     end = _due_end(app, now, force)
     if end is None:
         return DigestOutcome("not_due", "no digest time in the schedule within the last year")
@@ -197,9 +199,8 @@ def send_digest(app, *, now: datetime, dry_run: bool = False, force: bool = Fals
         to = ", ".join(config.recipients) or "nobody ([digest] recipients is empty)"
         return DigestOutcome("dry_run", f"would send {prepared.subject!r} with {count} "
                              f"item(s) to {to}; nothing sent or recorded", count)
-    if _wait_for_a_running_fetch(app, now):
-        now = max(now, utcnow())  # the claim, the Date header and sent_at: after the wait
-    return _claim_and_send(app, now, *span, force=force)
+    # the claim, the Date header and sent_at: after the wait
+    return _claim_and_send(app, max(now, utcnow()) if waited else now, *span, force=force)
 
 
 FETCH_POLL_SECONDS = 5.0

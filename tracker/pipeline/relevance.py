@@ -289,7 +289,8 @@ def label(app, item_ids: list[str], value: str, *, now: datetime | None = None
             try:
                 item = _stored(session, item_id)
             except NotFoundError:
-                missing.append(item_id)
+                if item_id not in missing:
+                    missing.append(item_id)
             else:
                 items.setdefault(item.key, item)
         if missing:

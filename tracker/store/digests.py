@@ -137,6 +137,13 @@ def claim(session: Session, start: datetime, end: datetime, now: datetime,
         from sqlalchemy.dialects.postgresql import insert as upsert
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert
+    # one send at a time: another period being sent may overlap this one (a forced send
+    # beside a scheduled one), and each would read the other's items as unsent
+    busy = session.scalar(select(DigestRow.status).where(
+        DigestRow.status == "sending", DigestRow.period_end != end,
+        DigestRow.created_at >= stale_before).limit(1))
+    if busy is not None:
+        return Claim(None, None, "sending")
     values = {"period_start": start, "period_end": end, "status": "sending",
               "recipients": list(recipients), "created_at": now}
     new_id = session.execute(upsert(DigestRow).values(**values)
