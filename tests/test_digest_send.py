@@ -712,22 +712,29 @@ def test_a_post_two_feeds_carry_is_one_entry_and_counts_once(week_app, smtp):
     assert ", 11 relevant, 11 in this email" in text and "did not fit" not in text
 
 
-def test_a_digest_waits_for_a_fetch_running_elsewhere_and_holds_what_it_stores(
-        week_app, smtp, monkeypatch):
-    """Another process's fetch, started before the digest time, stamps its items with its
-    start: read before it committed them, the digest closed their period without them, and
-    no later digest took them. It now waits until that fetch lets go of its lease."""
+def _fetching_elsewhere(app, monkeypatch) -> str:
+    """Another host's fetch, begun before the digest time, holds the fetch lease (past the
+    test's real clock); the digest polls it quickly. Returns the holder."""
     from tracker.pipeline import digest as digest_use_case
     from tracker.pipeline import utcnow
     from tracker.store import runs
 
     monkeypatch.setattr(digest_use_case, "FETCH_POLL_SECONDS", 0.05)
     holder = "another-host.example:4242:worker"  # alive, for all this host can tell
-    with transaction(week_app.sessions) as session:
-        # begun before the digest time; its lease runs past the test's real clock
+    with transaction(app.sessions) as session:
         assert runs.acquire_lock(session, "fetch", holder, NOW - timedelta(minutes=5),
                                  utcnow() - NOW + timedelta(hours=3))
+    return holder
 
+
+def test_a_digest_waits_for_a_fetch_running_elsewhere_and_holds_what_it_stores(
+        week_app, smtp, monkeypatch):
+    """Another process's fetch, started before the digest time, stamps its items with its
+    start: read before it committed them, the digest closed their period without them, and
+    no later digest took them. It now waits until that fetch lets go of its lease."""
+    from tracker.store import runs
+
+    holder = _fetching_elsewhere(week_app, monkeypatch)
     with ThreadPoolExecutor(1) as pool:
         sending = pool.submit(send_digest, week_app, now=NOW)
         threading.Event().wait(1.0)
@@ -759,15 +766,9 @@ def test_a_digest_does_not_wait_for_a_fetch_begun_after_its_time(week_app, smtp,
 def test_a_digest_that_waited_reads_what_was_sent_meanwhile(week_app, smtp, monkeypatch):
     """It read the ledger before waiting: a send that went out during the wait (a forced
     one) went unseen, and both emails held the same items."""
-    from tracker.pipeline import digest as digest_use_case
-    from tracker.pipeline import utcnow
     from tracker.store import runs
 
-    monkeypatch.setattr(digest_use_case, "FETCH_POLL_SECONDS", 0.05)
-    holder = "another-host.example:4242:worker"
-    with transaction(week_app.sessions) as session:
-        assert runs.acquire_lock(session, "fetch", holder, NOW - timedelta(minutes=5),
-                                 utcnow() - NOW + timedelta(hours=3))
+    holder = _fetching_elsewhere(week_app, monkeypatch)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(send_digest, week_app, now=NOW)
         threading.Event().wait(0.5)
