@@ -46,14 +46,29 @@ def parse_item_id(item_id: str) -> tuple[str, str | int]:
         if not re.fullmatch(r"[0-9]{1,10}", number) or int(number) > 2**31 - 1:
             raise InputError(f"bad item id {item_id!r}", hint="blog posts look like post:12")
         return "post", int(number)
-    text = re.sub(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)", "", text,
-                  flags=re.I)
     # an arXiv id without its version or .pdf; other text (a label file's own ids) as it is
-    found = re.fullmatch(rf"({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v\d+)?(?:\.pdf)?", text, re.I)
+    text, found = _arxiv_form(text)
     text = found.group(1) if found else text
     if not text or any(c.isspace() for c in text):
         raise InputError(f"bad item id {item_id!r}", hint="e.g. 2210.08340 or post:12")
     return "paper", canonical_arxiv_id(text)
+
+
+def named_version(item_id: str) -> int | None:
+    """The version an arXiv id names (2210.08340v2, .../pdf/2210.08340v2.pdf: 2), or None."""
+    _, found = _arxiv_form(item_id)
+    return int(found.group(2)) if found and found.group(2) else None
+
+
+_ARXIV_PREFIX = re.compile(r"^(?:https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/|arxiv:)",
+                           re.I)
+_ARXIV_FORM = re.compile(rf"({ARXIV_NEW_ID}|{ARXIV_OLD_ID})(?:v(\d+))?(?:\.pdf)?", re.I)
+
+
+def _arxiv_form(text: str) -> tuple[str, re.Match | None]:
+    """(the text without an abs/pdf URL or "arXiv:" prefix, its match as an arXiv id)."""
+    text = _ARXIV_PREFIX.sub("", text.strip())
+    return text, _ARXIV_FORM.fullmatch(text)
 
 
 def item_key(item_id: str) -> str:

@@ -5,11 +5,11 @@ fast). The SQL is in tracker/store/search.py."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tracker.errors import StoreError
+from tracker.models import named_version
 from tracker.pipeline import App
 from tracker.store import search as store
 from tracker.store.search import Filters
@@ -31,11 +31,11 @@ def show(app: App, item_id: str) -> dict:
     record shown is the paper as stored, whatever version the id names)."""
     with _reading(app) as conn:
         record = store.show(conn, item_id)
-    asked = re.search(r"v(\d+)(?:\.pdf)?$", item_id.strip(), re.I)
+    asked = named_version(item_id) if record["kind"] == "paper" else None
     stored = {v["version"] for v in record.get("versions", [])} | {record.get("version")}
-    if record["kind"] == "paper" and asked and int(asked[1]) not in stored:
+    if asked is not None and asked not in stored:
         log.warning("%s: v%s is not stored; shown as stored, at v%s (`tracker fetch` brings "
-                    "new versions)", record["id"], asked[1], record["version"])
+                    "new versions)", record["id"], asked, record["version"])
     return record
 
 
