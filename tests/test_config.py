@@ -112,6 +112,8 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
         *((f'[digest]\nsubject = "Digest{ch} {{start:%d %b}}"\n',
            "key 'digest.subject': must be one line")
           for ch in (r"\u000b", r"\u0085", r"\u2028", r"\u001b", r"\t")),
+        ('[digest]\nsubject = "Digest {start:%d %b}\\u2029"\n',  # a break at the end, too
+         "key 'digest.subject': must be one line"),
         ('[digest]\nunsubscribe = "https://x.org/u\\nX: y"\n',
          "key 'digest.unsubscribe': must be one line"),
         ('[digest]\nsubject = "Digest {start[0]}"\n', "key 'digest.subject': cannot be formatted"),

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
@@ -181,9 +182,9 @@ _ADDRESS = re.compile(r"[^@\s,;<>()\"']+@[^@\s,;<>()\"']+")
 
 def _one_line(value: str) -> str:
     """Text that goes into an email header: a line break would end the header there."""
-    # control characters, and what str.splitlines() breaks at (\v, \x85, \u2028, ...):
-    # Python's email package refuses a header holding any of them
-    if len(value.splitlines()) > 1 or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+    # control characters (\n, \v, \x85 ...) and the line and paragraph separators
+    # (U+2028, U+2029): every line break str.splitlines() knows; the email package refuses them
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
         raise ValueError("must be one line (it goes into an email header)")
     return value
 
