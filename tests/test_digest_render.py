@@ -144,6 +144,37 @@ def test_render_trims_to_any_cap_keeping_the_best_entries():
     assert capped.digest.omitted == 40 - len(capped.digest.items) > 0
 
 
+def test_an_entry_too_big_to_fit_alone_is_left_out_and_the_rest_are_sent():
+    """Keeping the best entries as a prefix kept none when the best one alone was over the
+    cap: the email said "Nothing relevant" and the other items were never sent."""
+    huge = build.Item("post", "post:1", "Best post", "https://blog.example/p?" + "a" * 150_000,
+                      0.99, PERIOD_END, source="blog")
+    papers = [build.Item("paper", f"p{i}", f"Title {i}", f"https://arxiv.org/abs/p{i}",
+                         0.9 - i / 100, PERIOD_END) for i in range(5)]
+    digest = build.assemble(PERIOD_END - timedelta(days=7), PERIOD_END, papers, [huge],
+                            [("Papers", list(range(5)))], relevant=6)
+
+    shown = render(digest, subject="s")
+
+    assert shown.html_bytes <= MAX_HTML_BYTES
+    assert [i.id for i in shown.digest.items] == [f"p{i}" for i in range(5)]
+    assert shown.digest.omitted == 1 and "1 more relevant item did not fit" in shown.text
+    assert "Nothing relevant" not in shown.text
+
+
+def test_a_digest_whose_only_entry_cannot_fit_says_so_rather_than_nothing_relevant():
+    huge = build.Item("post", "post:1", "Post", "https://blog.example/p?" + "a" * 150_000,
+                      0.99, PERIOD_END, source="blog")
+    digest = build.assemble(PERIOD_END - timedelta(days=7), PERIOD_END, [], [huge], [],
+                            relevant=1)
+
+    shown = render(digest, subject="s")
+
+    assert shown.digest.items == [] and not shown.digest.empty
+    assert "1 more relevant item did not fit" in shown.text
+    assert "Nothing relevant" not in shown.text and "Nothing relevant" not in shown.html
+
+
 def test_a_posts_date_is_the_day_in_the_digests_time_zone():
     """The header says when in [schedule] timezone; a post's date must be read there too."""
     from datetime import UTC, datetime

@@ -75,7 +75,8 @@ class Digest:
 
     @property
     def empty(self) -> bool:
-        return not self.sections
+        """Nothing relevant at all (not even items left out for size)."""
+        return not self.sections and not self.omitted
 
 
 def period(last_end: datetime | None, period_end: datetime) -> tuple[datetime, datetime] | None:
@@ -137,7 +138,12 @@ def trimmed(digest: Digest, keep: int) -> Digest:
     stay under the email size cap. Dropped items count as omitted."""
     entries = [entry for section in digest.sections for entry in section.entries]
     best = sorted(range(len(entries)), key=lambda i: _rank(entries[i].item.score))[:max(keep, 0)]
-    kept = {id(entries[i]) for i in best}
+    return keeping(digest, {id(entries[i]) for i in best})
+
+
+def keeping(digest: Digest, kept: set[int]) -> Digest:
+    """The same digest with only the entries whose id() is in `kept`, in their places.
+    Dropped items count as omitted."""
     sections = []
     for section in digest.sections:
         shown = [entry for entry in section.entries if id(entry) in kept]

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tracker.digest.build import Digest, entry_count, excerpt, short_authors, trimmed
+from tracker.digest.build import Digest, entry_count, excerpt, keeping, short_authors, trimmed
 from tracker.models import safe_url
 
 MAX_HTML_BYTES = 100_000
@@ -104,7 +104,12 @@ def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: 
         done = attempt(digest, chars)
         if done:
             return done
-    # Still too big without abstracts: keep as many of the most relevant entries as fit.
+    # Still too big without abstracts. First leave out any entry too big to fit even alone
+    # (a feed's link of 100,000 characters, say): keeping the best as a prefix would
+    # otherwise keep nothing. Then keep as many of the most relevant entries as fit.
+    entries = [entry for section in digest.sections for entry in section.entries]
+    digest = keeping(digest, {id(entry) for entry in entries
+                              if attempt(keeping(digest, {id(entry)}), 0)})
     low, high, best = 0, entry_count(digest), None
     while low <= high:
         middle = (low + high) // 2
