@@ -217,3 +217,15 @@ def test_control_characters_are_dropped_from_what_is_stored():
     assert coded.title == "Coded [1mbold" and coded.summary_text == "ab"
     assert "\x1b" not in coded.content_html and "a" in coded.content_html
     assert feeds.plain_text("line1\x85line2\u2028three") == "line1 line2 three"  # breaks
+
+
+def test_an_absurdly_long_link_is_dropped_and_a_long_author_shortened():
+    """Stored whole, a 150,000-character link made the digest's best entry too big to send."""
+    post, = parse_entries(f"<entry><id>1</id><title>t</title>"
+                          f"<link href='https://blog.example/p?{'a' * 150_000}'/>"
+                          f"<author><name>{'Ada Byron ' * 1000}</name></author></entry>")
+    assert post.link is None and post.guid.endswith("/1")
+    assert len(post.author) <= feeds.AUTHOR_MAX and post.author.startswith("Ada Byron Ada")
+    ok, = parse_entries("<entry><id>2</id><title>t</title>"
+                        "<link href='https://blog.example/a-normal-post'/></entry>")
+    assert ok.link == "https://blog.example/a-normal-post"

@@ -47,6 +47,8 @@ _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")  # \x85: a line break
 GUID_MAX = 1024
 TEXT_MAX = 100_000  # characters of a post's plain text (a long essay is 50,000)
+LINK_MAX = 4096  # longer is no link a reader could follow (servers refuse URLs over 8 kB)
+AUTHOR_MAX = 300
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def _describe(exc) -> str:
 def _post(feed: str, entry) -> Post:
     title = _shortened(_title(entry), 1_000) or "(untitled)"
     link = _CONTROL.sub("", entry.get("link") or "") or None  # PostgreSQL refuses NUL
+    if link and len(link) > LINK_MAX:
+        link = None
     dated = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
     dated_by_update = dated is not None and not entry.get("published_parsed")
     # identity takes the date as given: one that becomes plausible later is the same entry
@@ -155,7 +159,7 @@ def _post(feed: str, entry) -> Post:
         guid=_identity(entry, title, dated, summary),
         title=title,
         link=link,
-        author=plain_text(author) or None,
+        author=_shortened(plain_text(author), AUTHOR_MAX) or None,
         summary_text=summary,
         # after cleaning: it decodes entities (&#27;) into the characters
         content_html=_CONTROL.sub("", nh3.clean(content)) if content else "",
