@@ -234,9 +234,10 @@ def _phrase_on_text(side: _Side, term):
     """The phrase's words in order within one field of the item's text, with only spaces
     or punctuation between them (the index reads punctuation as a word break, migration
     0006): stop words whole, other words as typed or from their English stem on, less its
-    last letter ("codings" stems to "code"; "cod" starts "coding"): as near as a pattern
-    gets to the index's stemming, which the @@ beside it checks."""
-    pieces = [literal(r"\m", String)]
+    last letter ("codings" stems to "code"; "cod" starts "coding"). That pattern finds
+    candidates ("of model" finds "of modern" too); each is then read as the index reads
+    text and must match the phrase's tsquery, which tests the stems."""
+    pieces = [literal(r"(\m", String)]
     for i, word in enumerate(term.words):
         if i:
             pieces.append(literal(f"[^[:alnum:]{_FIELD_BREAK}]+", String))
@@ -249,7 +250,9 @@ def _phrase_on_text(side: _Side, term):
                 literal_column("'english_stem'::regdictionary"), literal(word, String)), "")
             # a stem's last letter may differ from the word's (code: coding, happi: happy)
             start = func.left(stem, func.greatest(func.length(stem) - 1, 2))
-            pieces.append(func.concat("(", literal(word, String), "|", start, ")[[:alnum:]]*"))
+            pieces.append(func.concat("(?:", literal(word, String), "|", start,
+                                      ")[[:alnum:]]*"))
+    pieces.append(literal(")", String))
     from sqlalchemy.dialects.postgresql import JSONB
 
     t = side.table
@@ -258,7 +261,15 @@ def _phrase_on_text(side: _Side, term):
                               cast(cast(t.c.authors, JSONB), String))
     else:
         text = func.concat_ws(_FIELD_BREAK, t.c.title, t.c.summary_text, t.c.author)
-    return text.op("~*", is_comparison=True)(func.concat(*pieces))
+    found = func.regexp_matches(text, func.concat(*pieces), "gi").column_valued("found")
+    # (one group: each match is a one-element array) read as migration 0006 reads text
+    words = func.regexp_replace(func.array_to_string(found, " "), _PUNCTUATION, " ", "g")
+    return exists(select(literal(1)).where(
+        func.to_tsvector(literal_column("'english'::regconfig"), words)
+        .op("@@", is_comparison=True)(_tsquery(q.to_tsquery(term)))))
+
+
+_PUNCTUATION = "[!-/:-@[-`{-~]+"  # [:punct:] of the C locale: ASCII punctuation
 
 
 def _filters(side: _Side, f: Filters, pg: bool, *, facets: bool = False,
