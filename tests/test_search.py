@@ -166,7 +166,7 @@ def test_sorting_and_paging(store):
 def test_author_initials_and_stop_word_surnames(store):
     with transaction(store.sessions) as s:
         for pid, authors in (("2603.00001", ["Kaiming He", "Xiangyu Zhang"]),
-                             ("2603.00002", ["An Li"]), ("2603.00003", ["Ömer Faruk"]),
+                             ("2603.00002", ["An Li"]), ("2603.00003", ["Ömer Faruk", "Lin XÖ"]),
                              ("2603.00004", ["Kaiming Wu", "Jean-Luc Picard"])):
             s.add(PaperRow(id=pid, version=1, title="t", abstract="a", authors=authors,
                            categories=["cs.CV"], primary_category="cs.CV",
@@ -177,6 +177,7 @@ def test_author_initials_and_stop_word_surnames(store):
     assert ids(store, author="An") == ["2603.00002"]
     assert ids(store, author="olah c") == ids(store, author="C. Olah") == ["post:1"]
     assert ids(store, author="ö faruk") == ["2603.00003"]
+    assert ids(store, author="xö") == ids(store, author="XÖ") == ["2603.00003"]  # any case
     assert ids(store, author="j l picard") == ["2603.00004"]  # initials of a hyphenated name
     assert ids(store, author="x z") == ["2603.00001"]  # Xiangyu Zhang
     assert ids(store, author="k z") == []  # initials of two different authors

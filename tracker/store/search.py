@@ -340,8 +340,10 @@ def _starts_a_word(text, word: str, pg: bool):
     for separator in _SEPARATORS:
         spaced = func.replace(spaced, separator, " ")
     spaced = literal(" ") + spaced
-    # SQLite's LIKE folds ASCII letters only: the capitalised form is tried too
-    return or_(spaced.like(f"% {word}%"), spaced.like(f"% {word.capitalize()}%"))
+    # SQLite's LIKE folds ASCII letters only: for other letters the lower-case, capitalised
+    # and upper-case forms (as names are written) are tried too
+    forms = dict.fromkeys((word, word.lower(), word.capitalize(), word.upper()))
+    return or_(*(spaced.like(f"% {form}%") for form in forms))
 
 
 def _order(c, sort: str, ranked: bool, pg: bool) -> list:
