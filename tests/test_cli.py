@@ -237,3 +237,23 @@ def test_tracker_run_without_recipients_says_no_digest_goes_out(tmp_path):
     result = run("--config", str(config), "run",
                  env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"})
     assert result.output.splitlines()[-1] == "digest: none sent ([digest] recipients is empty)"
+
+
+def test_a_read_only_database_is_one_line_with_a_hint_not_an_internal_error(tmp_path):
+    path = tmp_path / "t.db"
+    assert run("db", "upgrade", env={"TRACKER_DATABASE_URL": f"sqlite:///{path}"}).exit_code == 0
+    # opened read-only by SQLite itself: what a file this user cannot write gives
+    env = {"TRACKER_DATABASE_URL": f"sqlite:///file:{path}?mode=ro&uri=true",
+           "TRACKER_CONFIG": ""}
+    result = CliRunner().invoke(cli, ["fetch", "--source", "arxiv"], env=env)
+    assert result.exit_code == 1
+    assert result.output == ("error: database error: attempt to write a readonly database "
+                             "(hint: this user cannot write the database file or its folder)\n")
+
+
+def test_a_database_path_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "tracker.db").mkdir()
+    result = run("db", "upgrade", env={"TRACKER_DATABASE_URL": f"sqlite:///{tmp_path}/tracker.db"})
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert f"{tmp_path}/tracker.db is a directory; [database] url must name a file" in \
+        result.output

@@ -86,6 +86,11 @@ class TrackerGroup(click.Group):
             if "database is locked" in str(exc):  # SQLite, after the 30 s busy timeout
                 _fatal(ctx, "error: the database stayed locked by another tracker process for "
                        "30 s (a long fetch or rescore?); try again when it is done", 1)
+            exc_module = sys.modules.get("sqlalchemy.exc")
+            if exc_module and isinstance(exc, exc_module.SQLAlchemyError):
+                from tracker.store.db import describe_error
+
+                _fatal(ctx, f"error: {describe_error(exc)}", 1)
             _fatal(ctx, f"internal error: {type(exc).__name__}: {exc} "
                    "(run with --verbose for the traceback, and please report it)", 70)
 

@@ -5,6 +5,7 @@ silently (commands refuse and name `tracker db upgrade`)."""
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -265,10 +266,26 @@ def _checked(fn, engine: Engine):
     except OperationalError as exc:
         raise StoreError(
             f"cannot use database {mask_url(str(engine.url))}: {_first_line(exc.orig)}",
-            hint="check [database] url / $TRACKER_DATABASE_URL and that the server is up",
+            hint=_hint(engine, exc) or "check [database] url / $TRACKER_DATABASE_URL and "
+                                       "that the server is up",
         ) from None
     except SQLAlchemyError as exc:
-        raise StoreError(describe_error(exc)) from None
+        raise StoreError(describe_error(exc), hint=_hint(engine, exc)) from None
+
+
+def _hint(engine, exc: BaseException) -> str | None:
+    """What to check when a SQLite file cannot be opened or written (the usual causes)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    if path.is_dir():
+        return f"{path} is a directory; [database] url must name a file"
+    if "readonly" in str(exc) or not os.access(path if path.exists() else path.parent,
+                                               os.W_OK):
+        return (f"this user cannot write {path} or its folder {path.parent}: "
+                "check their permissions and owner")
+    return None
 
 
 def describe_error(exc: BaseException) -> str:
@@ -277,7 +294,10 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, TrackerError):
         return str(exc)
     if isinstance(exc, SQLAlchemyError):
-        return f"database error: {_first_line(getattr(exc, 'orig', None) or exc)}"
+        line = f"database error: {_first_line(getattr(exc, 'orig', None) or exc)}"
+        if "readonly database" in line:  # SQLite: the file, or its folder (journal), is not
+            line += " (hint: this user cannot write the database file or its folder)"
+        return line
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
