@@ -58,7 +58,8 @@ def test_database_url_from_environment_wins(tmp_path, monkeypatch):
 
 
 def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match=r"smtp\.password': unknown key"):
+    with pytest.raises(ConfigError, match=r"smtp\.password': unknown key; secrets are never "
+                                          r"read from the file: set \$TRACKER_SMTP_PASSWORD"):
         config.load(write(tmp_path, '[smtp]\npassword = "x"\n'))
     monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "hunter2")
     cfg = config.load()
@@ -70,7 +71,9 @@ def test_smtp_password_only_from_environment(tmp_path, monkeypatch):
     ("text", "expected"),
     [
         ("[digest\nmax_items = 3", "invalid TOML"),
-        ("[arxiv]\ncategoriez = []\n", "key 'arxiv.categoriez': unknown key"),
+        ("[arxiv]\ncategoriez = []\n",
+         r"key 'arxiv.categoriez': unknown key \(did you mean 'categories'\?\)"),
+        ("[arxiv]\ndelay = 3\n", r"key 'arxiv.delay': unknown key \(did you mean 'delay_seconds'"),
         ("colour = 1\n", "key 'colour': unknown key"),
         ('[digest]\nmax_items = "ten"\n', "key 'digest.max_items': .*integer"),
         ("[digest]\nmax_items = 0\n", "key 'digest.max_items': .*greater than or equal to 1"),

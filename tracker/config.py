@@ -12,6 +12,7 @@ code and tests do, is not validated.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -553,6 +554,15 @@ def _error(errors: list[str], loc: tuple, what: str, value=_BAD) -> None:
     errors.append(f"key '{path}': {what}{got}")
 
 
+def _unknown_key_hint(name: str, known) -> str:
+    if "password" in name.lower() or "secret" in name.lower():
+        return (f"; secrets are never read from the file: set ${ENV_SMTP_PASSWORD} (SMTP) "
+                "or put the password in $TRACKER_DATABASE_URL")
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6) or \
+        [key for key in known if key.startswith(f"{name}_")]  # delay: delay_seconds
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _build(cls: type, raw, loc: tuple, errors: list[str]):
     """An instance of the dataclass `cls` from a TOML table, or _BAD."""
     if not isinstance(raw, dict):
@@ -562,7 +572,7 @@ def _build(cls: type, raw, loc: tuple, errors: list[str]):
     known = {f.name: f for f in fields(cls)}
     for name in raw:
         if name not in known:
-            _error(errors, (*loc, name), "unknown key")
+            _error(errors, (*loc, name), "unknown key" + _unknown_key_hint(name, known))
     hints = _hints(cls)
     values = {}
     for name, spec in known.items():
