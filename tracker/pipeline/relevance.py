@@ -83,6 +83,7 @@ def scorer(app, *, lenient: bool = False):
 def _trained_before(app) -> str | None:
     """A trained model that current stored scores come from, if any (a new install's eval
     runs before any store exists: none is created for this question)."""
+    from tracker.scoring.model import COLD_START_VERSION
     from tracker.store.db import current_revision, sqlite_path
 
     file = sqlite_path(app.config.database_url)
@@ -91,7 +92,7 @@ def _trained_before(app) -> str | None:
     if not app.existing and current_revision(app.engine) is None:
         return None  # an empty database (PostgreSQL): nothing trained, nothing to create
     with app.sessions() as session:
-        trained = store.trained_score_models(session)
+        trained = store.score_models(session, besides=COLD_START_VERSION)
     return trained[0] if trained else None
 
 

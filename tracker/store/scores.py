@@ -81,14 +81,12 @@ def post_batch(session: Session, after: int | None, limit: int) -> list[StoredIt
     return [_post(r) for r in _rows(session, query)]
 
 
-def trained_score_models(session: Session) -> list[str]:
-    """The trained models (not cold start) that current item scores come from."""
-    from tracker.scoring.model import COLD_START_VERSION
-
+def score_models(session: Session, *, besides: str) -> list[str]:
+    """The models current item scores come from, other than `besides`."""
     found = set()
     for table in (PaperRow, PostRow):
         found.update(session.scalars(select(table.score_model).distinct().where(
-            table.score_model.is_not(None), table.score_model != COLD_START_VERSION)))
+            table.score_model.is_not(None), table.score_model != besides)))
     return sorted(found)
 
 
