@@ -173,3 +173,24 @@ def test_a_database_error_is_described_in_one_line_without_the_statement(app):
     assert described.startswith("database error: ") and "no_such_column" in described
     assert "\n" not in described and "[SQL:" not in described and secret not in described
     assert db.describe_error(ValueError("bad\nvalue")) == "ValueError: bad"
+
+
+def test_a_sqlite_file_uri_opens_that_file_read_only(tmp_path, monkeypatch):
+    """sqlite:///file:PATH?mode=ro&uri=true names PATH: nothing is created beside it (a
+    folder called "file:" once was) and a missing file is reported by its path."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "store" / "tracker.db"
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    assert db.sqlite_path(read_only) == path
+    assert db.sqlite_path("sqlite:///file:x?mode=memory&uri=true") is None
+    with pytest.raises(Exception, match=f"no database at {path} "):
+        db.require_file(read_only)
+    writer = db.make_engine(f"sqlite:///{path}")
+    with writer.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x)"))
+    writer.dispose()
+    engine = db.make_engine(read_only)
+    with engine.connect() as conn, pytest.raises(Exception, match="readonly"):
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

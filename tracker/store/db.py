@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
@@ -48,8 +49,8 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername in ("postgres", "postgresql"):  # psycopg 3 is the driver we ship
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            folder = Path(parsed.database).parent
+        if (file := _sqlite_file(parsed)) is not None:
+            folder = file.parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -80,9 +81,21 @@ def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL, absolute (a relative one is read from the working
     directory); None for other databases."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(parsed.database).absolute()
+    file = _sqlite_file(parsed)
+    return file.absolute() if file is not None else None
+
+
+def _sqlite_file(parsed) -> Path | None:
+    """The file a SQLite URL opens: its path, or with uri=true (sqlite:///file:PATH?mode=ro
+    &uri=true) the path inside SQLite's own file: URI; None for an in-memory database."""
+    database = parsed.database or ""
+    if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        if parsed.query.get("mode") == "memory":
+            return None
+        database = unquote(urlsplit(database).path)
+    return Path(database) if database and database != ":memory:" else None
 
 
 def require_file(url: str) -> None:
