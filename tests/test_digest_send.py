@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -342,6 +342,38 @@ def test_concurrent_senders_send_one_email(make_config, smtp):
     assert set(statuses) <= {"sent", "already_sent", "in_progress"}
     [row] = ledger(App(config))
     assert row.status == "sent"
+
+
+
+def test_claims_for_different_periods_are_taken_one_at_a_time(week_app):
+    """A forced send beside the scheduled one: while one claim's transaction is open, a
+    claim for another period waits for it and then sees it (PostgreSQL's read committed
+    let both pass the one-at-a-time check; SQLite's write lock serialised them already)."""
+    from tracker.store import digests as claims
+
+    stale = NOW - timedelta(hours=3)
+    first = week_app.sessions()
+    first.begin()
+    first.connection(execution_options={"write_unit": True})
+    assert claims.claim(first, PERIOD_END - timedelta(days=7), PERIOD_END, NOW, [],
+                        stale).status == "claimed"
+    started = threading.Event()
+
+    def other_period():
+        started.set()
+        with transaction(week_app.sessions) as session:
+            return claims.claim(session, PERIOD_END - timedelta(days=1), NOW, NOW, [], stale)
+
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(other_period)
+        started.wait()
+        wait([second], timeout=1.0)
+        done_early = second.done()  # it must wait while the first is uncommitted
+        first.commit()
+        first.close()
+        assert not done_early
+        assert second.result(timeout=30).status == "sending"
+    assert [row.status for row in ledger(week_app)] == ["sending"]
 
 
 def test_a_live_claim_blocks_and_a_stale_one_is_taken_over(week_app, smtp):

@@ -127,6 +127,8 @@ def seen_count(session: Session, start: datetime, end: datetime, *,
 
 # -- the ledger ------------------------------------------------------------------------
 
+CLAIM_LOCK = 0x7472_6163_6B65_72  # PostgreSQL advisory lock key of digest claims
+
 
 def claim(session: Session, start: datetime, end: datetime, now: datetime,
           recipients: list[str], stale_before: datetime) -> Claim:
@@ -135,6 +137,11 @@ def claim(session: Session, start: datetime, end: datetime, now: datetime,
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
+
+        # Claims queue here until the claiming transaction ends (SQLite's write lock does
+        # this there): under read committed, two claims for different periods would
+        # each pass the check below before either row is committed.
+        session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert
     # one send at a time: another period being sent may overlap this one (a forced send
