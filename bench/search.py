@@ -350,26 +350,30 @@ def calibrate(week: Path, n: int = 20_000) -> None:
     """The share of papers each kind of query in the mix matches: in the real week and in
     n generated papers, both indexed with the store's FTS5 tokenizer."""
     import json
-    import sqlite3
 
     from tracker.store import search_query
 
     if not week.is_file():
         raise SystemExit(f"--calibrate needs the real week of listings: {week} not found")
 
-    def indexed(rows):
-        conn = sqlite3.connect(":memory:")
-        conn.execute("CREATE VIRTUAL TABLE f USING fts5(title, abstract, authors, "
-                     "tokenize='porter unicode61 remove_diacritics 0')")
-        conn.executemany("INSERT INTO f VALUES (?, ?, ?)", rows)
+    def indexed(name: str, rows):
+        # a store made by the migrations; its FTS table indexes the rows given it directly
+        path = Path(workdir.name) / f"{name}.db"
+        engine = db.make_engine(f"sqlite:///{path}")
+        db.upgrade(engine)
+        engine.dispose()
+        conn = db.sqlite_dbapi().connect(path)
+        conn.executemany("INSERT INTO papers_fts (title, abstract, authors) VALUES (?, ?, ?)",
+                         rows)
         return conn, len(rows)
 
+    workdir = tempfile.TemporaryDirectory(prefix="tracker-calibrate-")  # removed on exit
     real = [json.loads(line) for line in week.read_text().splitlines() if line.strip()]
     rng = np.random.default_rng(7)
     words, probs = vocabulary(rng)
-    stores = {f"real week ({len(real):,})": indexed(
+    stores = {f"real week ({len(real):,})": indexed("real",
                   [(r["title"], r["abstract"], " ".join(r.get("authors", []))) for r in real]),
-              f"generated ({n:,})": indexed(
+              f"generated ({n:,})": indexed("generated",
                   [(p["title"], p["abstract"], " ".join(p["authors"]))
                    for p in papers(rng, words, probs, 0, n)])}
     mix = query_mix(np.random.default_rng(11))
@@ -377,7 +381,7 @@ def calibrate(week: Path, n: int = 20_000) -> None:
     for name in ("single term", "phrase", "prefix", "boolean"):
         cells = []
         for conn, size in stores.values():
-            shares = sorted(conn.execute("SELECT count(*) FROM f WHERE f MATCH ?",
+            shares = sorted(conn.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?",
                                          (search_query.to_fts5(search_query.parse(q)),))
                             .fetchone()[0] / size * 100 for q, _ in mix[name])
             cells.append(f"{shares[len(shares) // 2]:5.2f}% {shares[int(len(shares) * .9)]:5.1f}%"

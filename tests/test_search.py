@@ -198,6 +198,26 @@ def test_numbers_with_punctuation_are_found_on_both_backends(store):
         assert ids(store, query) == ["2604.00001"], query
 
 
+
+def test_superscripts_and_accents_split_words_alike_on_both_backends(store):
+    """FTS5 kept superscript digits and fractions inside a word and broke words at a
+    combining accent; PostgreSQL does the opposite (migration 0008 aligned FTS5)."""
+    texts = {"2606.00001": "Ca²⁺ imaging of spike¹ trains",
+             "2606.00002": "CO₂ sensing in ½ of the mice",
+             "2606.00003": "Cafe\u0301 talks on cortex"}  # é as e + combining accent
+    with transaction(store.sessions) as s:
+        for pid, title in texts.items():
+            s.add(PaperRow(id=pid, version=1, title=title, abstract="Recordings.",
+                           authors=["Ada Lovelace"], categories=["q-bio.NC"],
+                           primary_category="q-bio.NC", published=day(4, 2),
+                           first_seen_at=day(4, 2), version_seen_at=day(4, 2), score=0.5))
+    for query, expected in (("spike", {"2606.00001"}), ("Ca²⁺", {"2606.00001"}),
+                            ("ca", {"2606.00001"}), ("co", {"2606.00002"}),
+                            ('"sensing in of the mice"', {"2606.00002"}),
+                            ("cafe", set()), ("talks", {"2606.00003"})):
+        assert set(ids(store, query)) & set(texts) == expected, query
+
+
 def test_phrases_with_a_stop_word_keep_it_on_both_backends(store):
     """PostgreSQL's tsquery drops such a word, so "in-context" matched every "context" and
     "coding of cortex" any "coding <word> cortex"; FTS5 indexes stop words. The phrase is
@@ -390,9 +410,9 @@ def test_hostile_text_reads_as_words(store):
 
 
 def test_migration_indexes_existing_rows_and_downgrades(db_url):
-    """0002 and 0003 on a store that already holds papers index them (author names decoded
-    from their JSON \\u escapes; filter columns copied); downgrading removes the index
-    objects; upgrading again works."""
+    """0002, 0003 and 0008 on a store that already holds papers index them (author names
+    decoded from their JSON \\u escapes; filter columns copied); downgrading removes the
+    index objects; upgrading again works."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
     from sqlalchemy import insert, inspect
@@ -405,7 +425,8 @@ def test_migration_indexes_existing_rows_and_downgrades(db_url):
     db.upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(insert(PaperRow.__table__), [{
-            "id": "2501.00001", "version": 1, "title": "Grid cells", "abstract": "Entorhinal.",
+            "id": "2501.00001", "version": 1, "title": "Grid cells",
+            "abstract": "Entorhinal spike¹.",
             "authors": ["Zoë Ñúñez"], "categories": ["q-bio.NC"], "published": day(1, 2),
             "first_seen_at": day(1, 2), "version_seen_at": day(1, 2)}])
     db.upgrade(engine)
@@ -415,11 +436,14 @@ def test_migration_indexes_existing_rows_and_downgrades(db_url):
             return [i["id"] for i in store_search(session, text, StoreFilters(**filters))]
 
     assert found("entorhinal") == ["2501.00001"] and found("ñúñez") == ["2501.00001"]
+    assert found("spike") == ["2501.00001"]  # 0008 rebuilt the SQLite index
     assert found(None, author="zoë") == ["2501.00001"]
     assert found("entorhinal", categories=("q-bio.NC",), since=day(1, 1)) == ["2501.00001"]
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(db.migrations_dir()))
     cfg.attributes["engine"] = engine
+    command.downgrade(cfg, "0007")  # the SQLite index rebuilt as it was
+    assert found("entorhinal") == ["2501.00001"]
     command.downgrade(cfg, "0001")
     names = set(inspect(engine).get_table_names())
     columns = {c["name"] for c in inspect(engine).get_columns("papers")}

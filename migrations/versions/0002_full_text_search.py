@@ -57,16 +57,24 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for fts, *_rest in SQLITE_FTS.values():
-            for suffix in ("ai", "ad", "au"):
-                op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
-            op.execute(f"DROP TABLE IF EXISTS {fts}")
+            _sqlite_drop(fts)
     else:
         for table in POSTGRES_TSV:
             op.execute(f"DROP INDEX IF EXISTS ix_{table}_search_vector")
             op.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS search_vector")
 
 
-def _sqlite_create(table: str, fts: str, rowid: str, columns: dict, weights: str) -> None:
+TOKENIZER = "porter unicode61 remove_diacritics 0"
+
+
+def _sqlite_drop(fts: str) -> None:
+    for suffix in ("ai", "ad", "au"):
+        op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+    op.execute(f"DROP TABLE IF EXISTS {fts}")
+
+
+def _sqlite_create(table: str, fts: str, rowid: str, columns: dict, weights: str,
+                   tokenizer: str = TOKENIZER) -> None:
     cols = ", ".join(columns)
 
     def values(row: str) -> str:
@@ -76,7 +84,7 @@ def _sqlite_create(table: str, fts: str, rowid: str, columns: dict, weights: str
     # instead (tracker/store/search_query.py), which keeps their term scans short.
     op.execute(
         f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table}', "
-        f"content_rowid='{rowid}', tokenize='porter unicode61 remove_diacritics 0')"
+        f"content_rowid='{rowid}', tokenize=\"{tokenizer}\")"
     )
     op.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('rank', 'bm25({weights})')")
     # Rows stored before this migration. (Not FTS5 'rebuild': it would read the raw JSON.)
