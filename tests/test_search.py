@@ -199,18 +199,23 @@ def test_numbers_with_punctuation_are_found_on_both_backends(store):
 
 
 
+def add_titled(app, titles: dict[str, str], abstract: str) -> None:
+    """Papers {id: title} with one abstract, author and date."""
+    with transaction(app.sessions) as s:
+        for pid, title in titles.items():
+            s.add(PaperRow(id=pid, version=1, title=title, abstract=abstract,
+                           authors=["Ada Lovelace"], categories=["cs.NE"],
+                           primary_category="cs.NE", published=day(4, 1),
+                           first_seen_at=day(4, 1), version_seen_at=day(4, 1), score=0.5))
+
+
 def test_superscripts_and_accents_split_words_alike_on_both_backends(store):
     """FTS5 kept superscript digits and fractions inside a word and broke words at a
     combining accent; PostgreSQL does the opposite (migration 0008 aligned FTS5)."""
     texts = {"2606.00001": "Ca²⁺ imaging of spike¹ trains",
              "2606.00002": "CO₂ sensing in ½ of the mice",
              "2606.00003": "Cafe\u0301 talks on cortex"}  # é as e + combining accent
-    with transaction(store.sessions) as s:
-        for pid, title in texts.items():
-            s.add(PaperRow(id=pid, version=1, title=title, abstract="Recordings.",
-                           authors=["Ada Lovelace"], categories=["q-bio.NC"],
-                           primary_category="q-bio.NC", published=day(4, 2),
-                           first_seen_at=day(4, 2), version_seen_at=day(4, 2), score=0.5))
+    add_titled(store, texts, abstract="Recordings.")
     for query, expected in (("spike", {"2606.00001"}), ("Ca²⁺", {"2606.00001"}),
                             ("ca", {"2606.00001"}), ("co", {"2606.00002"}),
                             ('"sensing in of the mice"', {"2606.00002"}),
@@ -228,12 +233,7 @@ def test_phrases_with_a_stop_word_keep_it_on_both_backends(store):
               "2605.00004": "Distribution shift in a study of David's cells",
               "2605.00005": "Predictive coding in cortex",
               "2605.00006": "The science of modern learning, a model with a bit of it"}
-    with transaction(store.sessions) as s:
-        for pid, title in titles.items():
-            s.add(PaperRow(id=pid, version=1, title=title, abstract="Spikes as codes for",
-                           authors=["Ada Lovelace"], categories=["cs.NE"],
-                           primary_category="cs.NE", published=day(4, 1),
-                           first_seen_at=day(4, 1), version_seen_at=day(4, 1), score=0.5))
+    add_titled(store, titles, abstract="Spikes as codes for")
     for query, expected in (("in-context", {"2605.00001"}),
                             ('"in context" learning', {"2605.00001"}),
                             ("in-contexts", {"2605.00001"}),  # stemmed, as a word is
