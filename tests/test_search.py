@@ -219,8 +219,13 @@ def test_superscripts_and_accents_split_words_alike_on_both_backends(store):
     for query, expected in (("spike", {"2606.00001"}), ("Ca²⁺", {"2606.00001"}),
                             ("ca", {"2606.00001"}), ("co", {"2606.00002"}),
                             ('"sensing in of the mice"', {"2606.00002"}),
-                            ("cafe", set()), ("talks", {"2606.00003"})):
+                            ("cafe", set()), ("talks", {"2606.00003"}),
+                            ("cafe\u0301 talks", {"2606.00003"}),
+                            ("spike ²", {"2606.00001"}),  # a symbol alone is no word
+                            ('"CO ₂ sensing"', {"2606.00002"})):
         assert set(ids(store, query)) & set(texts) == expected, query
+    with pytest.raises(InputError, match="no searchable words"):
+        ids(store, "½ ²")
 
 
 def test_phrases_with_a_stop_word_keep_it_on_both_backends(store):

@@ -10,6 +10,7 @@ passed to the database as a bound parameter, never spliced into SQL.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from tracker.errors import InputError
@@ -20,7 +21,6 @@ MAX_DEPTH = 16
 MIN_PREFIX = 3  # shorter prefixes expand to too many index terms
 OPERATORS = ("AND", "OR", "NOT")  # upper case only, as in FTS5; lower-case "and" is a word
 
-_PIECE = re.compile(r"[^\W_]+")  # what both tokenizers index: letters and digits
 _TOKEN = re.compile(r'\s*(?:(")|(\()|(\))|([^\s"()]+))')
 HINT = 'e.g. spiking AND (dendrit* OR "predictive coding") NOT retina'
 
@@ -89,8 +89,27 @@ def _tokens(text: str) -> list[tuple[str, object]]:
     return out
 
 
+def pieces(text: str) -> list[str]:
+    """The words both indexes read in `text`: runs of letters, combining marks, decimal
+    digits and letter numbers (the word characters of FTS5 as migration 0008 sets it up,
+    and of PostgreSQL's parser). Anything else, "²" or "½" included, separates words."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text)
+    return "".join(c if _indexed(c) else " " for c in text).split()
+
+
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _indexed(char: str) -> bool:
+    if char.isascii():
+        return char.isalnum()
+    category = unicodedata.category(char)
+    return category[0] in "LM" or category in ("Nd", "Nl")
+
+
 def _term(text: str, prefix: bool, *, phrase: bool) -> Term | None:
-    words = tuple(piece.lower() for piece in _PIECE.findall(text))
+    words = tuple(piece.lower() for piece in pieces(text))
     if not words:
         if phrase:
             raise _error('a "phrase" holds no words')
@@ -181,7 +200,7 @@ def parse(text: str | None):
     if sum(kind == "term" for kind, _ in tokens) > MAX_TERMS:
         raise _error(f"too many terms (at most {MAX_TERMS})")
     if not tokens:
-        raise _error("no searchable words (only punctuation)")
+        raise _error("no searchable words (only punctuation or symbols)")
     parser = _Parser(tokens)
     node = parser.parse_or()
     if parser.peek() is not None:
@@ -263,7 +282,7 @@ def author_words(text: str) -> tuple[object, tuple[str, ...]]:
     the full-text index can test, as prefix terms: an And, or None; the words it cannot:
     initials and other words shorter than MIN_PREFIX, and stop words such as the surnames
     He and An, which PostgreSQL does not index and FTS5 would expand too far)."""
-    words = [w.lower() for w in _PIECE.findall(text or "")][:MAX_TERMS]
+    words = [w.lower() for w in pieces(text or "")][:MAX_TERMS]
     indexed = [Term((w,), prefix=True) for w in words
                if len(w) >= MIN_PREFIX and w not in STOPWORDS]
     rest = tuple(dict.fromkeys(w for w in words if len(w) < MIN_PREFIX or w in STOPWORDS))
