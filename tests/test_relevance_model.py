@@ -206,6 +206,15 @@ def test_eval_metrics_match_hand_computed_case():
     assert evaluate(np.arange(60)[::-1], [2] * 20 + [0] * 40, 0.5)["precision_at_50"] == 0.4
 
 
+def test_eval_threshold_metrics_are_undefined_rather_than_zero():
+    """No positives: recall and F1 have no value (they read 0.000, as if the model missed
+    them all); nothing above the threshold: precision has none."""
+    m = evaluate([0.9, 0.2], [0, 1], threshold=0.5)
+    assert m["recall"] is None and m["f1"] is None and m["precision"] == 0.0
+    m = evaluate([0.4, 0.2], [2, 0], threshold=0.5)
+    assert m["precision"] is None and m["recall"] == 0.0 and m["f1"] == 0.0
+
+
 def test_precision_at_k_does_not_depend_on_the_order_of_tied_scores():
     """Cold start ties often: a tie across the k-th place counts each tied item at the
     chance it has of being among the k (P@20 was 0.85 or 0.75 by the file's line order)."""

@@ -120,9 +120,11 @@ def eval_command(ctx: click.Context, label_file: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(metrics)
         return
+    from tracker.scoring.metrics import WHY_UNDEFINED
+
     for key, value in metrics.items():
-        if value is None:  # average precision, ROC AUC: undefined with one class
-            shown = "n/a (needs records labelled 2 and others)"
+        if value is None:
+            shown = f"n/a ({WHY_UNDEFINED[key]})"
         else:
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         click.echo(f"{key:18s} {shown}")

@@ -19,7 +19,17 @@ def precision_at(scores, positive, k: int) -> float:
     return float((positive[above].sum() + places * positive[tied].mean()) / k)
 
 
+WHY_UNDEFINED = {
+    "average_precision": "needs records labelled 2 and others",
+    "roc_auc": "needs records labelled 2 and others",
+    "precision": "nothing scores at or above the threshold",
+    "recall": "no records labelled 2",
+    "f1": "no records labelled 2",
+}
+
+
 def evaluate(scores, labels, threshold: float) -> dict:
+    """The metrics `tracker eval` reports; None where a metric is undefined (WHY_UNDEFINED)."""
     from sklearn.metrics import (
         average_precision_score,
         precision_recall_fscore_support,
@@ -32,15 +42,18 @@ def evaluate(scores, labels, threshold: float) -> dict:
     predicted = (scores >= threshold).astype(int)
     p, r, f, _ = precision_recall_fscore_support(positive, predicted, average="binary",
                                                  zero_division=0)
+    # undefined, not 0: precision with nothing at or above the threshold, recall (and F1)
+    # with no positives in the file
+    any_predicted, any_positive = bool(predicted.any()), bool(positive.any())
     return {
         "average_precision": float(average_precision_score(positive, scores)) if both else None,
         "roc_auc": float(roc_auc_score(positive, scores)) if both else None,
         "precision_at_10": precision_at(scores, positive, 10),
         "precision_at_20": precision_at(scores, positive, 20),
         "precision_at_50": precision_at(scores, positive, 50),
-        "precision": float(p),
-        "recall": float(r),
-        "f1": float(f),
+        "precision": float(p) if any_predicted else None,
+        "recall": float(r) if any_positive else None,
+        "f1": float(f) if any_positive else None,
         "n": int(len(scores)),
         "n_positive": int(positive.sum()),
     }
