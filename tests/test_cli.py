@@ -248,7 +248,8 @@ def test_a_read_only_database_is_one_line_with_a_hint_not_an_internal_error(tmp_
     result = CliRunner().invoke(cli, ["fetch", "--source", "arxiv"], env=env)
     assert result.exit_code == 1
     assert result.output == ("error: database error: attempt to write a readonly database "
-                             "(hint: this user cannot write the database file or its folder)\n")
+                             "(hint: this user cannot write the database file or its folder, "
+                             "or [database] url opens it read-only)\n")
 
 
 def test_a_database_path_that_is_a_directory_says_so(tmp_path):

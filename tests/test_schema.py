@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text
 
-from tracker.errors import SchemaOutdatedError
+from tracker.errors import SchemaOutdatedError, StoreError
 from tracker.store import db
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
 
@@ -193,4 +193,14 @@ def test_a_sqlite_file_uri_opens_that_file_read_only(tmp_path, monkeypatch):
     with engine.connect() as conn, pytest.raises(Exception, match="readonly"):
         conn.execute(text("INSERT INTO t VALUES (1)"))
     engine.dispose()
+    missing = db.make_engine(f"sqlite:///file:{tmp_path}/none.db?mode=ro&uri=true")
+    with pytest.raises(StoreError) as info:
+        db.ensure_schema(missing)
+    assert "opens the file read-only (mode=ro)" in info.value.hint
+    missing.dispose()
+    # a new store through such a URL is created (under a lock on the file it names)
+    created = db.make_engine(f"sqlite:///file:{path.parent}/new.db?mode=rwc&uri=true")
+    db.ensure_schema(created)
+    assert db.current_revision(created) == db.SCHEMA_REVISION
+    created.dispose()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

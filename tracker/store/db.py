@@ -260,8 +260,8 @@ def _creation_lock(engine: Engine) -> Iterator[None]:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_CREATION_LOCK})
                 conn.commit()
         return
-    database = engine.url.database
-    if not database or database == ":memory:":
+    database = _sqlite_file(engine.url)
+    if database is None:
         yield
         return
     # flock on the database file itself: SQLite uses POSIX record locks, which are separate.
@@ -288,10 +288,11 @@ def _checked(fn, engine: Engine):
 
 def _hint(engine, exc: BaseException) -> str | None:
     """What to check when a SQLite file cannot be opened or written (the usual causes)."""
-    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-    if not database or database == ":memory:":
+    path = _sqlite_file(engine.url) if engine.url.get_backend_name() == "sqlite" else None
+    if path is None:
         return None
-    path = Path(database)
+    if engine.url.query.get("mode") == "ro":
+        return "[database] url opens the file read-only (mode=ro)"
     if path.is_dir():
         return f"{path} is a directory; [database] url must name a file"
     if "readonly" in str(exc) or not os.access(path if path.exists() else path.parent,
@@ -309,7 +310,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, SQLAlchemyError):
         line = f"database error: {_first_line(getattr(exc, 'orig', None) or exc)}"
         if "readonly database" in line:  # SQLite: the file, or its folder (journal), is not
-            line += " (hint: this user cannot write the database file or its folder)"
+            line += (" (hint: this user cannot write the database file or its folder, or "
+                     "[database] url opens it read-only)")
         return line
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
