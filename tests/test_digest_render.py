@@ -150,7 +150,9 @@ def test_an_entry_too_big_to_fit_alone_is_left_out_and_the_rest_are_sent():
     huge = build.Item("post", "post:1", "Best post", "https://blog.example/p?" + "a" * 150_000,
                       0.99, PERIOD_END, source="blog")
     papers = [build.Item("paper", f"p{i}", f"Title {i}", f"https://arxiv.org/abs/p{i}",
-                         0.9 - i / 100, PERIOD_END) for i in range(5)]
+                         0.9 - i / 100, PERIOD_END,
+                         abstract=f"Abstract of paper {i}. " + "Dendritic spikes. " * 10)
+              for i in range(5)]
     digest = build.assemble(PERIOD_END - timedelta(days=7), PERIOD_END, papers, [huge],
                             [("Papers", list(range(5)))], relevant=6)
 
@@ -158,6 +160,8 @@ def test_an_entry_too_big_to_fit_alone_is_left_out_and_the_rest_are_sent():
 
     assert shown.html_bytes <= MAX_HTML_BYTES
     assert [i.id for i in shown.digest.items] == [f"p{i}" for i in range(5)]
+    # the others keep their abstracts: they fit once the huge entry is out
+    assert all(f"Abstract of paper {i}." in shown.text for i in range(5))
     assert shown.digest.omitted == 1 and "1 more relevant item did not fit" in shown.text
     assert "Nothing relevant" not in shown.text
 

@@ -108,8 +108,14 @@ def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: 
     # (a feed's link of 100,000 characters, say): keeping the best as a prefix would
     # otherwise keep nothing. Then keep as many of the most relevant entries as fit.
     entries = [entry for section in digest.sections for entry in section.entries]
-    digest = keeping(digest, {id(entry) for entry in entries
-                              if attempt(keeping(digest, {id(entry)}), 0)})
+    fitting = keeping(digest, {id(entry) for entry in entries
+                               if attempt(keeping(digest, {id(entry)}), 0)})
+    if entry_count(fitting) < entry_count(digest):  # without those, abstracts may fit again
+        for chars in ABSTRACT_LEVELS:
+            done = attempt(fitting, chars)
+            if done:
+                return done
+    digest = fitting
     low, high, best = 0, entry_count(digest), None
     while low <= high:
         middle = (low + high) // 2
