@@ -260,6 +260,21 @@ def test_phrases_with_a_stop_word_keep_it_on_both_backends(store):
         assert set(ids(store, query)) & set(titles) == expected, query
 
 
+def test_a_phrase_overlapping_a_near_miss_is_found_on_both_backends(store):
+    """PostgreSQL tests a stop-word phrase on candidates from the text; a near-miss
+    ("learners to learn") must not hide a phrase that starts inside it or right after it."""
+    titles = {"2607.00001": "Teaching learners to learn to learn",
+              "2607.00002": "Modern of model of model",
+              "2607.00003": "A model of model of modern design",
+              "2607.00004": "Learners to learners to learned"}
+    add_titled(store, titles, abstract="Recordings.")
+    for query, expected in (('"learning to learn"', {"2607.00001"}),
+                            ('"model of model"', {"2607.00002", "2607.00003"}),
+                            ('"learner to learner"', {"2607.00004"}),
+                            ('"learn to learn"', {"2607.00001"})):
+        assert set(ids(store, query)) & set(titles) == expected, query
+
+
 def test_paging_through_ties_shows_every_item_once(app):
     """Date-only timestamps, equal scores and identical texts make ties common; every cut
     must break them as the page does, or page k+1 skips and repeats rows of page k."""

@@ -28,9 +28,11 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     cast,
     column,
     exists,
+    false,
     func,
     literal,
     literal_column,
@@ -38,6 +40,8 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    true,
+    type_coerce,
     union_all,
 )
 
@@ -253,7 +257,8 @@ def _phrase_on_text(side: _Side, term):
             pieces.append(func.concat("(?:", literal(word, String), "|", start,
                                       ")[[:alnum:]]*"))
     pieces.append(literal(")", String))
-    from sqlalchemy.dialects.postgresql import JSONB
+    pattern = func.concat(*pieces)
+    from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
     t = side.table
     if side.kind == "paper":  # the authors as the index reads them (jsonb decodes \u escapes)
@@ -261,14 +266,34 @@ def _phrase_on_text(side: _Side, term):
                               cast(cast(t.c.authors, JSONB), String))
     else:
         text = func.concat_ws(_FIELD_BREAK, t.c.title, t.c.summary_text, t.c.author)
-    found = func.regexp_matches(text, func.concat(*pieces), "gi").column_valued("found")
-    # (one group: each match is a one-element array) read as migration 0006 reads text
-    words = func.regexp_replace(func.array_to_string(found, " "), _PUNCTUATION, " ", "g")
-    return exists(select(literal(1)).where(
-        func.to_tsvector(literal_column("'english'::regconfig"), words)
-        .op("@@", is_comparison=True)(_tsquery(q.to_tsquery(term)))))
+    def is_phrase(candidate):  # read as migration 0006 reads text
+        words = func.regexp_replace(candidate, _PUNCTUATION, " ", "g")
+        return func.to_tsvector(literal_column("'english'::regconfig"), words) \
+            .op("@@", is_comparison=True)(_tsquery(q.to_tsquery(term)))
+
+    # A regex match consumes its text, so a near-miss can hide a phrase that starts inside
+    # it ("learners to learn" in "learners to learn to learn"). The quick pass reads the
+    # candidates that do not overlap: true when one is the phrase, null when there are
+    # none. Only when all of them failed are candidates read from every word a lookahead
+    # finds one at (a mark goes there), which costs 3-5x more.
+    found = func.regexp_matches(text, pattern, "gi").column_valued("found")  # [group]
+    quick = select(func.bool_or(is_phrase(func.array_to_string(found, " ")))) \
+        .scalar_subquery()
+    marked = func.regexp_replace(func.translate(text, _MARK, " "),
+                                 func.concat(r"\m(?=", pattern, ")"), _MARK, "gi")
+    marks = select(type_coerce(func.string_to_array(marked, _MARK), ARRAY(String))
+                   .label("parts")).correlate(t).lateral()
+    subscripts = func.generate_subscripts(marks.c.parts, 1).table_valued("start") \
+        .render_derived()
+    start = subscripts.c.start  # part 1 is the text before the first mark
+    # a phrase of n words spans at most n marks
+    candidate = func.array_to_string(marks.c.parts[start:start + len(term.words) - 1], "")
+    thorough = exists(select(literal(1)).select_from(marks.join(subscripts, true())).where(
+        start > 1, is_phrase(func.substring(candidate, func.concat("(?i)^", pattern)))))
+    return case({True: true(), False: thorough}, value=quick, else_=false())
 
 
+_MARK = "\x1e"  # marks where a candidate starts (removed from the text beforehand)
 _PUNCTUATION = "[!-/:-@[-`{-~]+"  # [:punct:] of the C locale: ASCII punctuation
 
 
