@@ -185,6 +185,18 @@ def test_author_initials_and_stop_word_surnames(store):
     assert ids(store, "cortical", author="a l") == ["2601.00001"]
 
 
+def test_names_with_letters_python_lowers_to_two_are_found_as_written(store):
+    """Python lowers "İ" to "i" plus a combining dot, which neither index holds."""
+    with transaction(store.sessions) as s:
+        s.add(PaperRow(id="2603.00005", version=1, title="Work by İlker Yildirim", abstract="a",
+                       authors=["İlker Yildirim", "Jan Groß"], categories=["cs.CV"],
+                       primary_category="cs.CV", published=day(3, 5),
+                       first_seen_at=day(3, 5), version_seen_at=day(3, 5), score=0.5))
+    for author in ("İlker", "İ yildirim", "İLKER", "GROẞ", "groß"):
+        assert ids(store, author=author) == ["2603.00005"], author
+    assert ids(store, "İlker") == ids(store, '"by İlker"') == ["2603.00005"]
+
+
 def test_numbers_with_punctuation_are_found_on_both_backends(store):
     """PostgreSQL's parser kept "3.5" as one number and "CIFAR-100" as "cifar" and "-100";
     queries and FTS5 split at the punctuation (migration 0006)."""

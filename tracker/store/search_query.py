@@ -108,8 +108,17 @@ def _indexed(char: str) -> bool:
     return category[0] in "LM" or category in ("Nd", "Nl")
 
 
+def fold(word: str) -> str:
+    """Lower case, except letters whose lower case is not one letter: Python lowers "İ" to
+    "i" plus a combining dot, which neither index holds (FTS5 keeps "İ", PostgreSQL
+    lowers it to "i"), so they are left for the index to read."""
+    if word.isascii():
+        return word.lower()
+    return "".join(low if len(low := c.lower()) == 1 else c for c in word)
+
+
 def _term(text: str, prefix: bool, *, phrase: bool) -> Term | None:
-    words = tuple(piece.lower() for piece in pieces(text))
+    words = tuple(fold(piece) for piece in pieces(text))
     if not words:
         if phrase:
             raise _error('a "phrase" holds no words')
@@ -282,7 +291,7 @@ def author_words(text: str) -> tuple[object, tuple[str, ...]]:
     the full-text index can test, as prefix terms: an And, or None; the words it cannot:
     initials and other words shorter than MIN_PREFIX, and stop words such as the surnames
     He and An, which PostgreSQL does not index and FTS5 would expand too far)."""
-    words = [w.lower() for w in pieces(text or "")][:MAX_TERMS]
+    words = [fold(w) for w in pieces(text or "")][:MAX_TERMS]
     indexed = [Term((w,), prefix=True) for w in words
                if len(w) >= MIN_PREFIX and w not in STOPWORDS]
     rest = tuple(dict.fromkeys(w for w in words if len(w) < MIN_PREFIX or w in STOPWORDS))
