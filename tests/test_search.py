@@ -272,6 +272,15 @@ def test_phrases_with_a_stop_word_keep_it_on_both_backends(store):
         assert set(ids(store, query)) & set(titles) == expected, query
 
 
+def test_a_phrase_never_runs_from_one_field_into_the_next(store):
+    """PostgreSQL's vector joins title, authors and abstract end to end; FTS5 keeps them
+    apart."""
+    add_titled(store, {"2607.00005": "A spiking model"}, abstract="Recordings of cortex.")
+    for query in ('"model ada"', '"lovelace recordings"', '"model ada"*', '"spiking model"'):
+        expected = ["2607.00005"] if query == '"spiking model"' else []
+        assert [i for i in ids(store, query) if i.startswith("2607")] == expected, query
+
+
 def test_a_phrase_overlapping_a_near_miss_is_found_on_both_backends(store):
     """PostgreSQL tests a stop-word phrase on candidates from the text; a near-miss
     ("learners to learn") must not hide a phrase that starts inside it or right after it."""

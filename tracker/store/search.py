@@ -269,7 +269,7 @@ def _phrase_on_text(side: _Side, term):
     def is_phrase(candidate):  # read as migration 0006 reads text
         words = func.regexp_replace(candidate, _PUNCTUATION, " ", "g")
         return func.to_tsvector(literal_column("'english'::regconfig"), words) \
-            .op("@@", is_comparison=True)(_tsquery(q.to_tsquery(term)))
+            .op("@@", is_comparison=True)(_tsquery(q.to_tsquery(term, "D")))  # no setweight
 
     # A regex match consumes its text, so a near-miss can hide a phrase that starts inside
     # it ("learners to learn" in "learners to learn to learn"). The quick pass reads the

@@ -276,6 +276,10 @@ def has_stop_word_phrase(node) -> bool:
 def to_tsquery(node, weight: str = "") -> str:
     """tsquery syntax for to_tsquery(config, ...); `weight` (A-D) restricts every term."""
     if isinstance(node, Term):
+        if len(node.words) > 1 and not weight:
+            # The vector joins the fields end to end, each with its own weight (A title,
+            # B authors, C text: migration 0006); a phrase stays within one, as in FTS5.
+            return "(" + " | ".join(to_tsquery(node, w) for w in FIELD_WEIGHTS) + ")"
         lexemes = [f"'{word}'" + (":" + weight if weight else "") for word in node.words]
         if node.prefix:
             lexemes[-1] = f"'{node.words[-1]}':*{weight}"
@@ -284,6 +288,9 @@ def to_tsquery(node, weight: str = "") -> str:
         return "!" + to_tsquery(node.part, weight)
     joiner = " | " if isinstance(node, Or) else " & "
     return "(" + joiner.join(to_tsquery(part, weight) for part in node.parts) + ")"
+
+
+FIELD_WEIGHTS = "ABC"
 
 
 def author_words(text: str) -> tuple[object, tuple[str, ...]]:
