@@ -102,6 +102,19 @@ def test_odd_entries_are_read_as_the_ids_fields_and_names_they_hold():
     assert page.skipped == 2
 
 
+def test_latex_accents_are_read_as_the_letters_they_stand_for():
+    (paper,) = one_page(
+        """<entry><id>http://arxiv.org/abs/2612.00012v1</id>
+        <title>Schr\\"odinger bridges and L\\'{e}vy flights</title>
+        <summary>Ans\\"atze after Erd\\H{o}s-Szemer\\'edi, vis-\\`a-vis {\\"O}zt{\\"u}rk; math
+        stays: $\\vec{x} \\cdot \\hat{y}$, a line\\\\'break.</summary>
+        <author><name>Mar\\'{\\i}a Garc\\'\\i a Ko\\v{c}i</name></author></entry>""").papers
+    assert paper.title == "Schrödinger bridges and Lévy flights"
+    assert paper.abstract == ("Ansätze after Erdős-Szemerédi, vis-à-vis Öztürk; math stays: "
+                              "$\\vec{x} \\cdot \\hat{y}$, a line\\\\'break.")
+    assert paper.authors == ("María García Koči",)
+
+
 def test_an_entry_without_a_published_date_takes_its_updated_date():
     page = one_page(ENTRY.format(id="2612.00010v3", extra="<updated>2026-12-01T10:00:00Z"
                                  "</updated><published>someday</published>"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -214,7 +215,7 @@ def _children(entry) -> tuple[dict, list, list, str | None]:
 def _paper(entry_id: str, text: dict, authors: list, categories: list,
            primary: str | None) -> Paper | None:
     match = _ENTRY_ID.search(entry_id.strip())
-    title = _clean(text.get(_TITLE))
+    title = _text(text.get(_TITLE))
     if not match or not title:
         log.warning("skipping an arXiv entry without a usable id or title: %r", entry_id)
         return None
@@ -225,8 +226,8 @@ def _paper(entry_id: str, text: dict, authors: list, categories: list,
         id=canonical_arxiv_id(match["id"]),
         version=int(match["version"] or 1),
         title=title,
-        abstract=_clean(text.get(_SUMMARY)),
-        authors=tuple(filter(None, map(_clean, authors))),
+        abstract=_text(text.get(_SUMMARY)),
+        authors=tuple(filter(None, map(_text, authors))),
         categories=tuple(categories),
         primary_category=primary,
         published=published,
@@ -236,6 +237,28 @@ def _paper(entry_id: str, text: dict, authors: list, categories: list,
         journal_ref=_clean(text.get(f"{ARXIV}journal_ref")) or None,
         comment=_clean(text.get(f"{ARXIV}comment")) or None,
     )
+
+
+# A LaTeX accent as abstracts (and a few names) spell them: Schr\"odinger, Erd\H{o}s,
+# {\'e}, \'{\i}. Read as the letter it stands for, it displays, searches and scores as
+# one word ("Schr" and "odinger" otherwise).
+_ACCENT = re.compile(r"""(\{)?(?<!\\)\\(?:(["'`^~=.])\s*|([cvuHrk])\s*(?=\{))"""
+                     r"(?:\{\s*(\\i|[A-Za-z])\s*\}|(\\i(?![A-Za-z]) ?|[A-Za-z]))(?(1)\})")
+_MARKS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303",
+          "=": "\u0304", ".": "\u0307", "c": "\u0327", "v": "\u030c", "u": "\u0306",
+          "H": "\u030b", "r": "\u030a", "k": "\u0328"}
+
+
+def _accented(match: re.Match) -> str:
+    letter = match[4] or match[5]
+    base = "i" if letter.startswith("\\") else letter  # \i: a dotless i for the accent
+    return unicodedata.normalize("NFC", base + _MARKS[match[2] or match[3]])
+
+
+def _text(text: str | None) -> str:
+    """_clean, and LaTeX accents as letters (titles, abstracts, names)."""
+    text = _clean(text)
+    return _ACCENT.sub(_accented, text) if "\\" in text else text
 
 
 def _clean(text: str | None) -> str:
