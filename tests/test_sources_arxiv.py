@@ -108,11 +108,12 @@ def test_latex_accents_are_read_as_the_letters_they_stand_for():
         <title>Schr\\"odinger bridges and L\\'{e}vy flights</title>
         <summary>Ans\\"atze after Erd\\H{o}s-Szemer\\'edi, vis-\\`a-vis {\\"O}zt{\\"u}rk; math
         stays: $\\vec{x} \\cdot \\hat{y}$, a line\\\\'break.</summary>
-        <author><name>Mar\\'{\\i}a Garc\\'\\i a Ko\\v{c}i</name></author></entry>""").papers
+        <author><name>Mar\\'{\\i}a Garc\\'\\i a Ko\\v{c}i</name></author>
+        <author><name>Rene\u0301e Ng</name></author></entry>""").papers
     assert paper.title == "Schrödinger bridges and Lévy flights"
     assert paper.abstract == ("Ansätze after Erdős-Szemerédi, vis-à-vis Öztürk; math stays: "
                               "$\\vec{x} \\cdot \\hat{y}$, a line\\\\'break.")
-    assert paper.authors == ("María García Koči",)
+    assert paper.authors == ("María García Koči", "Renée Ng")  # é in one form, as typed
 
 
 def test_an_entry_without_a_published_date_takes_its_updated_date():

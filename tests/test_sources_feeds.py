@@ -124,6 +124,15 @@ def test_entries_without_id_link_title_or_date_are_told_apart_by_their_text():
     assert again.guid == first.guid
 
 
+def test_accented_letters_are_stored_in_one_form():
+    rss = ("<rss version='2.0'><channel><title>t</title><item><guid>a</guid>"
+           "<title>Cafe\u0301 science</title><author>x@y.org (Rene\u0301e Ng)</author>"
+           "<description>Nai\u0308ve models</description></item></channel></rss>").encode()
+    post, = feeds.parse("neuro", URL, rss, {"content-type": "application/rss+xml"}).posts
+    assert (post.title, post.author, post.summary_text) == ("Café science", "Renée Ng",
+                                                             "Naïve models")
+
+
 def test_the_author_is_a_name_not_an_email_address():
     rss = (b'<rss version="2.0"><channel><title>t</title><item><guid>a</guid><title>x</title>'
            b"<author>pat@neuro.example.org (Pat Example)</author></item></channel></rss>")

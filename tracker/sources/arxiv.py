@@ -256,9 +256,12 @@ def _accented(match: re.Match) -> str:
 
 
 def _text(text: str | None) -> str:
-    """_clean, and LaTeX accents as letters (titles, abstracts, names)."""
+    """_clean, and LaTeX accents as letters (titles, abstracts, names), each accented letter
+    in one form ("e" + U+0301 is "é"), as queries are read."""
     text = _clean(text)
-    return _ACCENT.sub(_accented, text) if "\\" in text else text
+    if "\\" in text:
+        text = _ACCENT.sub(_accented, text)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def _clean(text: str | None) -> str:

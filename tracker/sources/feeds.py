@@ -12,6 +12,7 @@ import hashlib
 import html
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -156,11 +157,12 @@ def _post(feed: str, entry) -> Post:
                            *(lk.get("href", "") for lk in entry.get("links", []))])
     return Post(
         feed=feed,
-        guid=_identity(entry, title, dated, summary),
-        title=title,
+        guid=_identity(entry, title, dated, summary),  # the text as given: as ever
+        # one form of each accented letter ("e" + U+0301 is "é"), as queries are read
+        title=unicodedata.normalize("NFC", title),
         link=link,
-        author=_shortened(plain_text(author), AUTHOR_MAX) or None,
-        summary_text=summary,
+        author=unicodedata.normalize("NFC", _shortened(plain_text(author), AUTHOR_MAX)) or None,
+        summary_text=unicodedata.normalize("NFC", summary),
         # after cleaning: it decodes entities (&#27;) into the characters
         content_html=_CONTROL.sub("", nh3.clean(content)) if content else "",
         published=published,

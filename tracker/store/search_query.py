@@ -95,6 +95,8 @@ def pieces(text: str) -> list[str]:
     and of PostgreSQL's parser). Anything else, "²" or "½" included, separates words."""
     if text.isascii():
         return _ASCII_WORD.findall(text)
+    # one form of each accented letter, as the sources store text ("e" + U+0301 is "é")
+    text = unicodedata.normalize("NFC", text)
     return "".join(c if _indexed(c) else " " for c in text).split()
 
 
