@@ -429,9 +429,13 @@ def main() -> None:
                     build_it=not args.reuse)
     pg_url = os.environ.get("TRACKER_BENCH_POSTGRES_URL") or os.environ.get(
         "TRACKER_TEST_POSTGRES_URL")
-    if pg_url and not args.no_postgres:
-        run_postgres(pg_url, args.n, args.batch, reuse=args.reuse,
-                     keep=args.keep_postgres or args.reuse)
+    if args.no_postgres:
+        return
+    if not pg_url:
+        print("PostgreSQL: skipped (set TRACKER_BENCH_POSTGRES_URL or TRACKER_TEST_POSTGRES_URL)")
+        return
+    run_postgres(pg_url, args.n, args.batch, reuse=args.reuse,
+                 keep=args.keep_postgres or args.reuse)
 
 
 def run_postgres(base_url: str, n: int, batch: int, *, reuse: bool, keep: bool) -> None:
