@@ -250,9 +250,10 @@ _MARKS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u03
 
 
 def _accented(match: re.Match) -> str:
+    """The letter and the combining accent (composed into one by _text)."""
     letter = match[4] or match[5]
     base = "i" if letter.startswith("\\") else letter  # \i: a dotless i for the accent
-    return unicodedata.normalize("NFC", base + _MARKS[match[2] or match[3]])
+    return base + _MARKS[match[2] or match[3]]
 
 
 def _text(text: str | None) -> str:

@@ -157,7 +157,7 @@ def _post(feed: str, entry) -> Post:
                            *(lk.get("href", "") for lk in entry.get("links", []))])
     return Post(
         feed=feed,
-        guid=_identity(entry, title, dated, summary),  # the text as given: as ever
+        guid=_identity(entry, title, dated, summary),  # from the text as given, as before
         # one form of each accented letter ("e" + U+0301 is "é"), as queries are read
         title=unicodedata.normalize("NFC", title),
         link=link,
