@@ -1,10 +1,12 @@
 """The CLI skeleton: help, version, config check, db upgrade, and the error handler."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tracker.cli import cli
@@ -78,6 +80,18 @@ def test_config_init_writes_the_commented_defaults_and_never_overwrites_unasked(
     blocked = CliRunner().invoke(cli, ["config", "init", "config/tracker.toml/x.toml"])
     assert blocked.exit_code == 1 and "cannot write config/tracker.toml/x.toml" in \
         blocked.output and "Traceback" not in blocked.output
+
+
+@pytest.mark.parametrize(("words", "offered"), [("tracker di", "plain,digest"),
+                                                 ("tracker digest s", "plain,send"),
+                                                 ("tracker search --format ", "plain,bibtex")])
+def test_shell_completion_offers_commands_and_choices(words, offered):
+    """As `eval "$(_TRACKER_COMPLETE=bash_source tracker)"` (README) asks for them."""
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1),
+           "_TRACKER_COMPLETE": "bash_complete"}
+    proc = subprocess.run([sys.executable, "-m", "tracker"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and offered in proc.stdout.splitlines(), proc.stderr
 
 
 def test_broken_config_exits_2_with_one_line_and_no_traceback(tmp_path):
