@@ -268,17 +268,27 @@ def stop_word_phrase(node) -> bool:
 
 
 def has_stop_word_phrase(node) -> bool:
+    return _has(node, stop_word_phrase)
+
+
+def has_phrase(node) -> bool:
+    return _has(node, lambda term: len(term.words) > 1)
+
+
+def _has(node, test) -> bool:
     if isinstance(node, Term):
-        return stop_word_phrase(node)
+        return test(node)
     if isinstance(node, Not):
-        return has_stop_word_phrase(node.part)
-    return isinstance(node, And | Or) and any(has_stop_word_phrase(p) for p in node.parts)
+        return _has(node.part, test)
+    return isinstance(node, And | Or) and any(_has(p, test) for p in node.parts)
 
 
-def to_tsquery(node, weight: str = "") -> str:
-    """tsquery syntax for to_tsquery(config, ...); `weight` (A-D) restricts every term."""
+def to_tsquery(node, weight: str = "", *, loose: bool = False) -> str:
+    """tsquery syntax for to_tsquery(config, ...); `weight` (A-D) restricts every term.
+    loose=True matches a superset, cheaper to test and rank: its phrases (outside a NOT)
+    may run from one field into the next."""
     if isinstance(node, Term):
-        if len(node.words) > 1 and not weight:
+        if len(node.words) > 1 and not weight and not loose:
             # The vector joins the fields end to end, each with its own weight (A title,
             # B authors, C text: migration 0006); a phrase stays within one, as in FTS5.
             return "(" + " | ".join(to_tsquery(node, w) for w in FIELD_WEIGHTS) + ")"
@@ -287,9 +297,10 @@ def to_tsquery(node, weight: str = "") -> str:
             lexemes[-1] = f"'{node.words[-1]}':*{weight}"
         return "(" + " <-> ".join(lexemes) + ")"
     if isinstance(node, Not):
-        return "!" + to_tsquery(node.part, weight)
+        return "!" + to_tsquery(node.part, weight)  # the exact part: its negation is looser
     joiner = " | " if isinstance(node, Or) else " & "
-    return "(" + joiner.join(to_tsquery(part, weight) for part in node.parts) + ")"
+    return "(" + joiner.join(to_tsquery(part, weight, loose=loose)
+                             for part in node.parts) + ")"
 
 
 FIELD_WEIGHTS = "ABC"
