@@ -93,6 +93,10 @@ def test_bad_input_is_one_line_and_exit_2(run):
         result = run("search", "coding", "--feed", feed)
         assert result.exit_code == 2 and "--feed" in result.stderr and "expected a feed name" \
             in result.stderr and "Traceback" not in result.output
+    typo = run("search", "--feed", "Colah")  # posts of a feed gone from the config stay
+    assert typo.exit_code == 0 and json.loads(typo.stdout) == []
+    assert "no posts from a feed named 'Colah'" in typo.stderr and "colah" in typo.stderr
+    assert "no posts" not in run("search", "--feed", "colah").stderr
     bad_date = run("search", "--since", "last week")
     assert bad_date.exit_code == 2 and "expected a date" in bad_date.stderr
     # the day after the last day datetime holds, and a zone before year 1's first midnight

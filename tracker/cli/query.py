@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from tracker.cli import echo_json, get_app, parse_range
+from tracker.cli import echo_json, get_app, log, parse_range
 from tracker.errors import InputError, TrackerError
 
 SEARCH_FORMATS = ("table", "json", "jsonl", "csv", "bibtex", "atom")
@@ -72,8 +72,12 @@ def search_command(ctx: click.Context, query: tuple[str, ...], since, until, min
                       min_score=min_score, categories=tuple(categories), author=author,
                       kind=kind, feed=feed, labelled=labelled)
     text = " ".join(query)
-    items = search(get_app(ctx, existing=True), text, filters, sort=sort, limit=limit,
-                   offset=offset)
+    app = get_app(ctx, existing=True)
+    items = search(app, text, filters, sort=sort, limit=limit, offset=offset)
+    names = [f.name for f in app.config.feeds]
+    if not items and feed is not None and feed not in names:  # a typo, say ("Colah")
+        log.warning("no posts from a feed named %r; the config's feeds are: %s", feed,
+                    ", ".join(names) or "none")
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     key = json.dumps([text, repr(filters), sort], sort_keys=True)
     title = f"NeuroAI tracker: {text or 'all items'}" + (
