@@ -294,10 +294,12 @@ def test_a_phrase_overlapping_a_near_miss_is_found_on_both_backends(store):
     titles = {"2607.00001": "Teaching learners to learn to learn",
               "2607.00002": "Modern of model of model",
               "2607.00003": "A model of model of modern design",
-              "2607.00004": "Learners to learners to learned"}
+              "2607.00004": "Learners to learners to learned",
+              # the phrase between two near-misses that overlap it
+              "2607.00006": "Modern of model of model of modern"}
     add_titled(store, titles, abstract="Recordings.")
     for query, expected in (('"learning to learn"', {"2607.00001"}),
-                            ('"model of model"', {"2607.00002", "2607.00003"}),
+                            ('"model of model"', {"2607.00002", "2607.00003", "2607.00006"}),
                             ('"learner to learner"', {"2607.00004"}),
                             ('"learn to learn"', {"2607.00001"})):
         assert set(ids(store, query)) & set(titles) == expected, query
