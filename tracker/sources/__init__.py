@@ -1,9 +1,15 @@
 """Sources: arXiv (arxiv.py) and blog feeds (feeds.py). Both speak HTTP through requests."""
 
 import time
+import unicodedata
 
 import requests
 import urllib3
+
+
+def composed(text: str) -> str:
+    """Each accented letter in one form ("e" + U+0301 is "é"), as search reads queries."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 class BodyTooLarge(Exception):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from lxml import etree
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Paper, canonical_arxiv_id
-from tracker.sources import describe_request_error, read_body
+from tracker.sources import composed, describe_request_error, read_body
 
 log = logging.getLogger(__name__)
 
@@ -250,19 +249,16 @@ _MARKS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u03
 
 
 def _accented(match: re.Match) -> str:
-    """The letter and the combining accent (composed into one by _text)."""
+    """The letter and the combining accent (composed into one letter by _text)."""
     letter = match[4] or match[5]
     base = "i" if letter.startswith("\\") else letter  # \i: a dotless i for the accent
     return base + _MARKS[match[2] or match[3]]
 
 
 def _text(text: str | None) -> str:
-    """_clean, and LaTeX accents as letters (titles, abstracts, names), each accented letter
-    in one form ("e" + U+0301 is "é"), as queries are read."""
+    """_clean, and LaTeX accents as letters (titles, abstracts, names), composed."""
     text = _clean(text)
-    if "\\" in text:
-        text = _ACCENT.sub(_accented, text)
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
+    return composed(_ACCENT.sub(_accented, text) if "\\" in text else text)
 
 
 def _clean(text: str | None) -> str:

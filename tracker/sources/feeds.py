@@ -12,7 +12,6 @@ import hashlib
 import html
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +21,7 @@ import requests
 
 from tracker.errors import SourceError
 from tracker.models import ARXIV_NEW_ID, ARXIV_OLD_ID, Post, canonical_arxiv_id
-from tracker.sources import BodyTooLarge, describe_request_error, read_body
+from tracker.sources import BodyTooLarge, composed, describe_request_error, read_body
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +157,10 @@ def _post(feed: str, entry) -> Post:
     return Post(
         feed=feed,
         guid=_identity(entry, title, dated, summary),  # from the text as given, as before
-        # one form of each accented letter ("e" + U+0301 is "é"), as queries are read
-        title=unicodedata.normalize("NFC", title),
+        title=composed(title),
         link=link,
-        author=unicodedata.normalize("NFC", _shortened(plain_text(author), AUTHOR_MAX)) or None,
-        summary_text=unicodedata.normalize("NFC", summary),
+        author=composed(_shortened(plain_text(author), AUTHOR_MAX)) or None,
+        summary_text=composed(summary),
         # after cleaning: it decodes entities (&#27;) into the characters
         content_html=_CONTROL.sub("", nh3.clean(content)) if content else "",
         published=published,

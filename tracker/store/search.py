@@ -379,7 +379,7 @@ def _starts_a_word(text, word: str, pg: bool):
     spaced = literal(" ") + spaced
     # SQLite's LIKE folds ASCII letters only: for other letters the lower-case, capitalised
     # and upper-case forms (as names are written) are tried too
-    forms = dict.fromkeys((word, q.fold(word), word.capitalize(), word.upper()))
+    forms = dict.fromkeys((word, word.capitalize(), word.upper()))  # word: lower case
     return or_(*(spaced.like(f"% {form}%") for form in forms))
 
 

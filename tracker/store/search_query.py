@@ -20,6 +20,7 @@ MAX_TERMS = 64
 MAX_DEPTH = 16
 MIN_PREFIX = 3  # shorter prefixes expand to too many index terms
 OPERATORS = ("AND", "OR", "NOT")  # upper case only, as in FTS5; lower-case "and" is a word
+FIELD_WEIGHTS = "ABC"  # of title, authors and text in PostgreSQL's vectors (migration 0006)
 
 _TOKEN = re.compile(r'\s*(?:(")|(\()|(\))|([^\s"()]+))')
 HINT = 'e.g. spiking AND (dendrit* OR "predictive coding") NOT retina'
@@ -89,18 +90,19 @@ def _tokens(text: str) -> list[tuple[str, object]]:
     return out
 
 
-def pieces(text: str) -> list[str]:
-    """The words both indexes read in `text`: runs of letters, combining marks, decimal
-    digits and letter numbers (the word characters of FTS5 as migration 0008 sets it up,
-    and of PostgreSQL's parser). Anything else, "²" or "½" included, separates words."""
+def words_of(text: str) -> list[str]:
+    """The words both indexes read in `text`, in lower case: runs of letters, combining
+    marks, decimal digits and letter numbers (the word characters of FTS5 as migration 0008
+    sets it up, and of PostgreSQL's parser). Anything else, "²" or "½" included, separates
+    words."""
     if text.isascii():
-        return _ASCII_WORD.findall(text)
+        return _ASCII_WORD.findall(text.lower())
     # one form of each accented letter, as the sources store text ("e" + U+0301 is "é")
     text = unicodedata.normalize("NFC", text)
-    return "".join(c if _indexed(c) else " " for c in text).split()
+    return "".join(_lower(c) if _indexed(c) else " " for c in text).split()
 
 
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _indexed(char: str) -> bool:
@@ -110,17 +112,15 @@ def _indexed(char: str) -> bool:
     return category[0] in "LM" or category in ("Nd", "Nl")
 
 
-def fold(word: str) -> str:
-    """Lower case, except letters whose lower case is not one letter: Python lowers "İ" to
-    "i" plus a combining dot, which neither index holds (FTS5 keeps "İ", PostgreSQL
-    lowers it to "i"), so they are left for the index to read."""
-    if word.isascii():
-        return word.lower()
-    return "".join(low if len(low := c.lower()) == 1 else c for c in word)
+def _lower(char: str) -> str:
+    """Lower case, unless that is not one letter: Python lowers "İ" to "i" plus a combining
+    dot, which neither index holds (FTS5 keeps "İ", PostgreSQL lowers it to "i")."""
+    low = char.lower()
+    return low if len(low) == 1 else char
 
 
 def _term(text: str, prefix: bool, *, phrase: bool) -> Term | None:
-    words = tuple(fold(piece) for piece in pieces(text))
+    words = tuple(words_of(text))
     if not words:
         if phrase:
             raise _error('a "phrase" holds no words')
@@ -303,15 +303,12 @@ def to_tsquery(node, weight: str = "", *, loose: bool = False) -> str:
                              for part in node.parts) + ")"
 
 
-FIELD_WEIGHTS = "ABC"
-
-
 def author_words(text: str) -> tuple[object, tuple[str, ...]]:
     """--author: every word is the start of a word of an author's name. Returns (the words
     the full-text index can test, as prefix terms: an And, or None; the words it cannot:
     initials and other words shorter than MIN_PREFIX, and stop words such as the surnames
     He and An, which PostgreSQL does not index and FTS5 would expand too far)."""
-    words = [fold(w) for w in pieces(text or "")][:MAX_TERMS]
+    words = words_of(text or "")[:MAX_TERMS]
     indexed = [Term((w,), prefix=True) for w in words
                if len(w) >= MIN_PREFIX and w not in STOPWORDS]
     rest = tuple(dict.fromkeys(w for w in words if len(w) < MIN_PREFIX or w in STOPWORDS))
