@@ -100,21 +100,22 @@ def render(digest: Digest, *, subject: str, timezone: str = "UTC", unsubscribe: 
             return None
         return Rendered(candidate, page, _render_one("digest.txt", candidate, context, chars))
 
-    for chars in ABSTRACT_LEVELS:
-        done = attempt(digest, chars)
-        if done:
-            return done
+    def with_abstracts(candidate: Digest) -> Rendered | None:
+        """The longest abstracts that fit, if any level does."""
+        return next(filter(None, (attempt(candidate, chars) for chars in ABSTRACT_LEVELS)),
+                    None)
+
+    if done := with_abstracts(digest):
+        return done
     # Still too big without abstracts. First leave out any entry too big to fit even alone
     # (a feed's link of 100,000 characters, say): keeping the best as a prefix would
     # otherwise keep nothing. Then keep as many of the most relevant entries as fit.
     entries = [entry for section in digest.sections for entry in section.entries]
     fitting = keeping(digest, {id(entry) for entry in entries
                                if attempt(keeping(digest, {id(entry)}), 0)})
-    if entry_count(fitting) < entry_count(digest):  # without those, abstracts may fit again
-        for chars in ABSTRACT_LEVELS:
-            done = attempt(fitting, chars)
-            if done:
-                return done
+    # without those, abstracts may fit again
+    if entry_count(fitting) < entry_count(digest) and (done := with_abstracts(fitting)):
+        return done
     digest = fitting
     low, high, best = 0, entry_count(digest), None
     while low <= high:
