@@ -284,6 +284,20 @@ def test_a_label_file_record_without_text_is_refused_and_a_bom_is_fine(tmp_path)
     assert [r.id for r in read_labels(path)] == ["a"]  # as some editors save UTF-8
 
 
+def test_a_label_file_record_reads_as_the_stored_paper_does(tmp_path):
+    """Label files hold arXiv text as the API gives it (LaTeX accents, wrapped lines); the
+    store holds letters. The model must read both alike, and an accent as its letter."""
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"id": "2401.00001", "title": 'Schr\\"odinger bridges of\n  '
+                                "spiking networks", "abstract": "Erd\\H{o}s-R\\'enyi graphs",
+                                "label": 2}))
+    (record,) = read_labels(path)
+    stored = make_doc("Schrödinger bridges of spiking networks", "Erdős-Rényi graphs")
+    assert record.doc == stored
+    assert normalize(stored.model_text).split()[:2] == ["schrodinger", "bridges"]
+    assert normalize("Erdo\u030bs-Re\u0301nyi x≥y") == " erdos renyi x y "  # decomposed too
+
+
 def test_label_file_format_matches_shared_data(shared_dir):
     records = read_labels(shared_dir / "data" / "neuroai_dev.jsonl")
     assert len(records) == 320 and {r.label for r in records} == {0, 1, 2}

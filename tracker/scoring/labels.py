@@ -79,6 +79,8 @@ def _lines(path: Path) -> list[str]:
 
 
 def _parse(path: Path, number: int, line: str) -> LabelledDoc:
+    from tracker.sources.arxiv import clean_text  # (the scorer imports this module)
+
     where = f"{path}:{number}"
     try:
         record = json.loads(line)
@@ -104,6 +106,9 @@ def _parse(path: Path, number: int, line: str) -> LabelledDoc:
         raise InputError(f"{where}: field 'id' is empty")
     if not (record["title"].strip() or record["abstract"].strip()):
         raise InputError(f"{where}: no title or abstract: nothing to learn from")
-    # the key the paper is stored under, so that a user's label of it overrides this one
-    return LabelledDoc(item_key(record["id"]),
-                       make_doc(record["title"], record["abstract"], categories), int(label))
+    # the key and the text the paper is stored under, so that a user's label of it
+    # overrides this one and the model reads it as it will score it (Schr\"odinger as
+    # Schrödinger)
+    return LabelledDoc(item_key(record["id"]), make_doc(clean_text(record["title"]),
+                                                        clean_text(record["abstract"]),
+                                                        categories), int(label))

@@ -214,7 +214,7 @@ def _children(entry) -> tuple[dict, list, list, str | None]:
 def _paper(entry_id: str, text: dict, authors: list, categories: list,
            primary: str | None) -> Paper | None:
     match = _ENTRY_ID.search(entry_id.strip())
-    title = _text(text.get(_TITLE))
+    title = clean_text(text.get(_TITLE))
     if not match or not title:
         log.warning("skipping an arXiv entry without a usable id or title: %r", entry_id)
         return None
@@ -225,8 +225,8 @@ def _paper(entry_id: str, text: dict, authors: list, categories: list,
         id=canonical_arxiv_id(match["id"]),
         version=int(match["version"] or 1),
         title=title,
-        abstract=_text(text.get(_SUMMARY)),
-        authors=tuple(filter(None, map(_text, authors))),
+        abstract=clean_text(text.get(_SUMMARY)),
+        authors=tuple(filter(None, map(clean_text, authors))),
         categories=tuple(categories),
         primary_category=primary,
         published=published,
@@ -249,14 +249,15 @@ _MARKS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u03
 
 
 def _accented(match: re.Match) -> str:
-    """The letter and the combining accent (composed into one letter by _text)."""
+    """The letter and the combining accent (composed into one letter by clean_text)."""
     letter = match[4] or match[5]
     base = "i" if letter.startswith("\\") else letter  # \i: a dotless i for the accent
     return base + _MARKS[match[2] or match[3]]
 
 
-def _text(text: str | None) -> str:
-    """_clean, and LaTeX accents as letters (titles, abstracts, names), composed."""
+def clean_text(text: str | None) -> str:
+    """_clean, and LaTeX accents as letters (titles, abstracts, names), composed: arXiv
+    text as the store holds it (label files, which hold it as the API gives it, too)."""
     text = _clean(text)
     return composed(_ACCENT.sub(_accented, text) if "\\" in text else text)
 
