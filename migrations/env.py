@@ -7,10 +7,10 @@ from tracker.store.schema import Base
 
 target_metadata = Base.metadata
 
-# Search objects made by migrations 0002 and 0003 live outside the models (FTS5 virtual
-# tables with their shadow tables and papers_facets on SQLite; a generated tsvector column,
-# its GIN index and two DESC NULLS LAST listing indexes on PostgreSQL), so `alembic check`
-# must not report them as drift.
+# Search objects made by migrations 0002, 0003 and 0009 live outside the models (FTS5
+# virtual tables with their shadow tables, papers_fts_deferred and papers_facets on SQLite;
+# a generated tsvector column, its GIN index and two DESC NULLS LAST listing indexes on
+# PostgreSQL), so `alembic check` must not report them as drift.
 SEARCH_TABLE_PREFIXES = ("papers_fts", "posts_fts", "papers_facets")
 SEARCH_COLUMNS = {"search_vector"}
 SEARCH_INDEXES = {"ix_papers_search_vector", "ix_posts_search_vector",

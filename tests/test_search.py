@@ -384,6 +384,55 @@ def test_index_follows_insert_update_delete(store):
     assert ids(store, "limbs") == []
 
 
+def test_papers_the_store_indexes_in_a_batch_are_indexed_as_the_trigger_does(tmp_path):
+    """On SQLite the store indexes a batch of new papers itself while 0002's insert trigger
+    stands aside (migration 0009). The index must hold exactly what the trigger writes, or
+    the update and delete triggers, which remove what the trigger would have written, leave
+    stray terms behind: compared term by term, position by position, after an insert, a
+    new version and a delete."""
+    from tracker.models import Paper
+    from tracker.store import db
+    from tracker.store.items import upsert_papers
+
+    def paper(n: int, version: int) -> Paper:
+        return Paper(id=f"2603.0000{n}", version=version, title=f"Grid cells v{version} {n}",
+                     abstract=f"Entorhinal spike¹ coding, take {version}.",
+                     authors=("Zoë Ñúñez", f"Bob Ng{n}"), categories=("q-bio.NC",),
+                     published=day(3, 1), updated=day(3, version))
+
+    def index(engine) -> list[tuple]:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms USING "
+                                 "fts5vocab(main, papers_fts, instance)")
+            return conn.exec_driver_sql("SELECT * FROM temp.terms ORDER BY 1, 2, 3, 4").all()
+
+    batch, by_row = (db.make_engine(f"sqlite:///{tmp_path / name}.db")
+                     for name in ("batch", "row"))
+    for engine in (batch, by_row):
+        db.upgrade(engine)
+    with transaction(db.session_factory(batch)) as s:
+        assert upsert_papers(s, [paper(1, 1), paper(2, 1)], day(3, 1)).new == [
+            "2603.00001", "2603.00002"]
+        assert s.connection().exec_driver_sql(  # the trigger was back on at once
+            "SELECT count(*) FROM papers_fts_deferred").scalar() == 0
+    with transaction(db.session_factory(by_row)) as s:  # as any other writer: the trigger
+        for p in (paper(1, 1), paper(2, 1)):
+            s.add(PaperRow(id=p.id, version=1, title=p.title, abstract=p.abstract,
+                           authors=list(p.authors), categories=list(p.categories),
+                           published=p.published, updated=p.updated,
+                           first_seen_at=day(3, 1), version_seen_at=day(3, 1)))
+            s.flush()
+    assert {row[0] for row in index(by_row)} >= {"grid", "spike", "ñúñez", "ng2"}
+    assert index(batch) == index(by_row)
+    for engine in (batch, by_row):
+        with transaction(db.session_factory(engine)) as s:
+            assert upsert_papers(s, [paper(1, 2)], day(3, 2)).updated == ["2603.00001"]
+            s.execute(delete(PaperRow).where(PaperRow.id == "2603.00002"))
+    assert index(batch) == index(by_row)
+    terms = {row[0] for row in index(batch)}
+    assert "v2" in terms and not terms & {"v1", "ng2"}  # nothing left behind
+
+
 def test_filters_on_text_matches_follow_insert_update_delete(store):
     """A text query with date, score and category filters (on SQLite tested on 0003's
     papers_facets, a copy kept by triggers) sees every write to those columns."""

@@ -28,7 +28,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 # The newest migration's revision. Kept here so the schema gate every command passes needs
 # one SELECT and no Alembic import (tests check it equals Alembic's head).
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 URL_HINT = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DATABASE"
 
 
