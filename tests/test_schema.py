@@ -48,6 +48,27 @@ def test_round_trip_keeps_aware_utc_datetimes_and_json(app):
         assert row.first_seen_at.utcoffset() == timedelta(0)
 
 
+def test_json_lists_are_stored_as_json_dumps_writes_them(app):
+    """Lists of strings take a fast path to JSON text: the stored text must be json.dumps'
+    (SQL reads it with json_each, and the full-text index decodes author names from it)."""
+    import json
+
+    tricky = ['Zoë "Q" Ñ\\', "line\nbreak\ttab", "😀", "", "a, b"]
+    cases = {"list": tricky, "mixed": ["a", 1, None, ["b"]], "empty": []}
+    seen = datetime(2026, 3, 2, tzinfo=UTC)
+    with db.transaction(app.sessions) as session:
+        for pid, authors in cases.items():
+            session.add(PaperRow(id=pid, version=1, title="T", abstract="A", authors=authors,
+                                 categories=[], first_seen_at=seen, version_seen_at=seen))
+    with app.engine.connect() as conn:
+        stored = dict(conn.execute(text("SELECT id, authors FROM papers")).all())
+    with app.sessions() as session:
+        for pid, authors in cases.items():
+            assert session.get(PaperRow, pid).authors == authors
+            if app.engine.dialect.name == "sqlite":  # PostgreSQL hands back parsed JSON
+                assert stored[pid] == json.dumps(authors)
+
+
 def test_timestamps_are_stored_as_sqlalchemy_stores_them_and_compare_in_sql(app):
     """SQLite keeps timestamps as text: what the store writes must be SQLAlchemy's own
     format, in UTC, so that text comparisons in SQL order them as times."""
@@ -58,9 +79,10 @@ def test_timestamps_are_stored_as_sqlalchemy_stores_them_and_compare_in_sql(app)
     plus5 = timezone(timedelta(hours=5))
     if dialect.name == "sqlite":
         stock = DateTime().dialect_impl(dialect).bind_processor(dialect)
-        for value in (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-                      datetime(2026, 6, 1, 2, 59, 59, 999999, tzinfo=plus5),
-                      datetime(999, 12, 31, 23, 0, tzinfo=UTC)):
+        values = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                  datetime(2026, 6, 1, 2, 59, 59, 999999, tzinfo=plus5),
+                  datetime(999, 12, 31, 23, 0, tzinfo=UTC)]
+        for value in values + values[::-1] + values[1:2] * 2:  # again: the last one is kept
             assert bind(value) == stock(value.astimezone(UTC).replace(tzinfo=None))
         with pytest.raises(ValueError, match="naive"):
             bind(datetime(2026, 1, 1))

@@ -5,11 +5,13 @@ silently (commands refuse and name `tracker db upgrade`)."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -40,6 +42,14 @@ def migrations_dir() -> Path:
     raise StoreError("the Alembic migrations folder is missing from this installation")
 
 
+def _json_text(value) -> str:
+    """json.dumps, with a fast path for a list of strings (authors, categories, a score's
+    reasons: three per stored paper), the same text in a third of the time."""
+    if type(value) is list and all(type(v) is str for v in value):
+        return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+    return json.dumps(value)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
     try:
@@ -56,7 +66,8 @@ def make_engine(url: str) -> Engine:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder {folder} of the SQLite database: "
                                  f"{exc.strerror}") from None
-        engine = create_engine(parsed, module=sqlite_dbapi(), connect_args={"timeout": 30})
+        engine = create_engine(parsed, module=sqlite_dbapi(), connect_args={"timeout": 30},
+                               json_serializer=_json_text)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; take it over so that a unit
         # of work (transaction() below) takes the write lock from the start.
@@ -65,7 +76,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"unsupported database URL scheme {parsed.drivername!r}", hint=URL_HINT)
     try:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, json_serializer=_json_text)
     except ModuleNotFoundError as exc:
         shipped = parsed.drivername == "postgresql+psycopg"  # what the extra installs
         raise StoreError(
