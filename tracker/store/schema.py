@@ -61,16 +61,23 @@ class UTCDateTime(TypeDecorator):
 
         # The text SQLAlchemy's SQLite DATETIME stores ("2024-01-02 03:04:05.000000"), made
         # by datetime's C isoformat in one step: the generic path costs several times more,
-        # which shows on every ingested page (seven timestamps per paper).
+        # which shows on every ingested page (seven timestamps per paper, four of them the
+        # batch's one `now`: the last value's text is kept, as one tuple for threads).
+        last = [(None, None)]
+
         def process(value):
             if value is None:
                 return None
+            seen, stored = last[0]
+            if value is seen:
+                return stored
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r} given to the store; "
                                  "pass an aware one")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            stored = utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+            last[0] = (value, stored)
+            return stored
         return process
 
     def process_result_value(self, value, dialect):
