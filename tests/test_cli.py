@@ -272,3 +272,12 @@ def test_a_database_path_that_is_a_directory_says_so(tmp_path):
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert f"{tmp_path}/tracker.db is a directory; [database] url must name a file" in \
         result.output
+
+
+@pytest.mark.parametrize("command", [["status"], ["fetch", "--source", "arxiv"], ["db", "upgrade"]])
+def test_a_database_file_name_too_long_for_the_file_system_is_one_line(tmp_path, command):
+    path = tmp_path / ("a" * 300 + ".db")
+    result = run(*command, env={"TRACKER_DATABASE_URL": f"sqlite:///{path}"})
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error: cannot use '{path}' as the SQLite database: "
+                                    "File name too long (hint: check [database] url")

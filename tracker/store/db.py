@@ -106,7 +106,15 @@ def _sqlite_file(parsed) -> Path | None:
         if parsed.query.get("mode") == "memory":
             return None
         database = unquote(urlsplit(database).path)
-    return Path(database) if database and database != ":memory:" else None
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    try:
+        path.exists()  # False for a missing file, but raises for a name no file can have
+    except OSError as exc:
+        raise StoreError(f"cannot use {database!r} as the SQLite database: {exc.strerror}",
+                         hint="check [database] url / $TRACKER_DATABASE_URL") from None
+    return path
 
 
 def require_file(url: str) -> None:
