@@ -45,8 +45,11 @@ def migrations_dir() -> Path:
 def _json_text(value) -> str:
     """json.dumps, with a fast path for a list of strings (authors, categories, a score's
     reasons: three per stored paper), the same text in a third of the time."""
-    if type(value) is list and all(type(v) is str for v in value):
-        return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+    if type(value) is list:
+        try:
+            return "[" + ", ".join(map(encode_basestring_ascii, value)) + "]"
+        except TypeError:  # not all strings
+            return json.dumps(value)
     return json.dumps(value)
 
 
