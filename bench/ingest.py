@@ -174,8 +174,8 @@ def main() -> None:
           f"{t_cpu:6.2f} s CPU {n / t_wall:8.0f} entries/s wall {n / t_cpu:8.0f}/s CPU")
     print(f"  raw lxml + executemany (no HTTP, no checks):   {r_wall:6.2f} s wall "
           f"{r_cpu:6.2f} s CPU {n / r_wall:8.0f} entries/s wall {n / r_cpu:8.0f}/s CPU")
-    print(f"  ratio tracker/raw (medians of {args.repeat}): {t_wall / r_wall:.1f}x wall, "
-          f"{t_cpu / r_cpu:.1f}x CPU (target: >= 2000 entries/s, within 4x)")
+    print(f"  ratio tracker/raw (medians of {args.repeat}): {t_wall / r_wall:.2f}x wall, "
+          f"{t_cpu / r_cpu:.2f}x CPU (target: >= 2000 entries/s, within 4x)")
 
 
 if __name__ == "__main__":
