@@ -433,6 +433,59 @@ def test_papers_the_store_indexes_in_a_batch_are_indexed_as_the_trigger_does(tmp
     assert "v2" in terms and not terms & {"v1", "ng2"}  # nothing left behind
 
 
+def test_a_large_store_ranks_its_two_halves_at_once_and_finds_the_same(tmp_path, monkeypatch):
+    """On SQLite, a large store ranks a text query's matches in the papers' two rowid halves
+    at once (store.search._Halves). Every query must give the page one query gives, in the
+    same order: ties in bm25 across the halves (identical papers), posts ranked among the
+    papers, filters, authors, pages past the first, and nothing found."""
+    import os
+    import random
+
+    from tracker.store import db
+    from tracker.store import search as store_search
+    from tracker.store.search import Filters as StoreFilters
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("the halves run only with two CPUs")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'halves.db'}")
+    db.upgrade(engine)
+    rng = random.Random(5)
+    words = "spiking cortex dendritic coding grid cells memory replay network model".split()
+    with transaction(db.session_factory(engine)) as s:
+        for n in range(240):
+            title, abstract = (" ".join(rng.choices(words, k=k)) for k in (4, 12))
+            if n % 40 == 0:  # six identical papers, in both halves: tied in bm25
+                title, abstract = "grid cells replay", "replay of grid cells in cortex"
+            s.add(PaperRow(id=f"2604.{n:05d}", version=1, title=title, abstract=abstract,
+                           authors=[rng.choice(["Ada Ng", "Bob Diaz", "Carla Ito"])],
+                           categories=[rng.choice(["q-bio.NC", "cs.LG"])],
+                           published=day(1, 1 + n % 28),
+                           first_seen_at=day(3, 1), version_seen_at=day(3, 1),
+                           score=None if n % 7 == 0 else rng.random()))
+        for n in range(6):
+            s.add(PostRow(feed="f", guid=f"p{n}", title=" ".join(rng.choices(words, k=3)),
+                          summary_text=" ".join(rng.choices(words, k=8)), content_html="",
+                          first_seen_at=day(3, 1)))
+    cases = [("coding", {}), ("grid cells replay", {}), ('"grid cells"', {}), ("spik*", {}),
+             ("memory OR replay NOT cortex", {}), ("dendritic", {"kind": "paper"}),
+             ("model", {"min_score": 0.5, "since": day(1, 10), "categories": ("q-bio.NC",)}),
+             ("network", {"author": "ada"}), ("axolotl", {})]
+
+    def pages() -> list:
+        with db.session_factory(engine)() as s:
+            return [[i["id"] for i in store_search.search(s, text, StoreFilters(**filters),
+                                                          limit=limit, offset=offset)]
+                    for text, filters in cases for limit, offset in ((10, 0), (7, 23), (50, 190))]
+
+    monkeypatch.setattr(store_search, "HALVES_MIN_PAPERS", 10**9)
+    one_query = pages()
+    monkeypatch.setattr(store_search, "HALVES_MIN_PAPERS", 100)
+    with db.session_factory(engine)() as s:
+        assert store_search._Halves.of(s, 50) is not None
+    assert sum(map(len, one_query)) > 100 and [] in one_query
+    assert pages() == one_query
+
+
 def test_filters_on_text_matches_follow_insert_update_delete(store):
     """A text query with date, score and category filters (on SQLite tested on 0003's
     papers_facets, a copy kept by triggers) sees every write to those columns."""
