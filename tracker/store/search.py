@@ -225,8 +225,8 @@ class _Halves:
     other connection reads what is committed (a search in a transaction with uncommitted
     papers would miss some of them; the tracker searches after committing)."""
 
-    def __init__(self, conn, middle: int):
-        self.conn, self.middle = conn, middle
+    def __init__(self, conn, engine, middle: int):
+        self.conn, self.engine, self.middle = conn, engine, middle
 
     @classmethod
     def of(cls, conn, rows: int) -> _Halves | None:
@@ -237,15 +237,13 @@ class _Halves:
             return None  # an in-memory database is another database on each connection
         last = conn.execute(select(func.max(literal_column("rowid"))).select_from(papers))
         last = last.scalar() or 0
-        return cls(conn, last // 2) if last >= HALVES_MIN_PAPERS else None
+        return cls(conn, engine, last // 2) if last >= HALVES_MIN_PAPERS else None
 
     def top(self, hits, rowid, n: int):
         """`hits` (rowid, bm25; sorted by bm25, rowid and cut to n) run on each half; the
         merged top n as a subquery of literal rows."""
-        engine = self.conn.engine if hasattr(self.conn, "engine") else self.conn.get_bind()
-
         def upper():
-            with engine.connect() as other:
+            with self.engine.connect() as other:
                 return other.execute(hits.where(rowid > self.middle)).all()
 
         with ThreadPoolExecutor(max_workers=1) as pool:
