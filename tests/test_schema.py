@@ -184,6 +184,21 @@ def test_a_unit_of_work_that_reads_then_writes_waits_for_another_writer(sqlite_u
     assert errors == [] and names == ["other", "ours"]
 
 
+def test_a_sqlite_store_is_read_through_a_map_of_the_whole_file(sqlite_url, tmp_path):
+    """Pages past the mapped size are read one call at a time into a page cache that each
+    new `tracker search` process starts cold: a large store must be mapped whole, as far
+    as the SQLite library allows."""
+    probe = db.sqlite_dbapi().connect(tmp_path / "probe.db")
+    probe.execute(f"PRAGMA mmap_size={1 << 62}")
+    library_limit = probe.execute("PRAGMA mmap_size").fetchone()[0]
+    probe.close()
+    engine = db.make_engine(sqlite_url)
+    with engine.connect() as conn:
+        mapped = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+    engine.dispose()
+    assert mapped >= min(library_limit, 1 << 40)  # a terabyte: more than any store holds
+
+
 def test_a_database_error_is_described_in_one_line_without_the_statement(app):
     from sqlalchemy.exc import SQLAlchemyError
 
