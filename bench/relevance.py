@@ -63,12 +63,17 @@ def tracker(keywords, **options):
 def cross_validate(method, docs, labels, folds):
     """Mean of the per-fold figures, plus AP and P@20 of the pooled out-of-fold scores
     (each fold holds only ~24 positives, which caps a per-fold P@20 that ranks them)."""
-    rows, pooled, misses = [], np.zeros(len(docs)), []
+    rows, related, pooled, misses = [], [], np.zeros(len(docs)), []
     for train_idx, test_idx in folds:
         scores = method([docs[i] for i in train_idx], [labels[i] for i in train_idx],
                         [docs[i] for i in test_idx])
         pooled[test_idx] = scores
-        rows.append(evaluate(scores, [labels[i] for i in test_idx], threshold=0.0))
+        test_labels = np.array([labels[i] for i in test_idx])
+        rows.append(evaluate(scores, test_labels, threshold=0.0))
+        # the ranking of the fold's related papers (label 1 or 2) alone: what the figures
+        # would be if every unrelated paper were ranked last, i.e. core against adjacent
+        near = test_labels >= 1
+        related.append(evaluate(np.asarray(scores)[near], test_labels[near], threshold=0.0))
         # what the top 20 holds besides core papers: adjacent (1) or unrelated (0) ones
         top = [labels[test_idx[i]] for i in np.argsort(-np.asarray(scores), kind="stable")[:20]]
         misses.append(f"{top.count(1)}/{top.count(0)}")
@@ -78,6 +83,8 @@ def cross_validate(method, docs, labels, folds):
     out["folds"] = " ".join(f"{r['average_precision']:.3f}/{r['precision_at_20']:.2f}"
                             for r in rows)
     out["misses"] = " ".join(misses)
+    out["related"] = (f"AP {np.mean([r['average_precision'] for r in related]):.3f}  "
+                      f"P@20 {np.mean([r['precision_at_20'] for r in related]):.3f}")
     return {**out, "pooled_ap": whole["average_precision"],
             "pooled_p20": whole["precision_at_20"], "pooled_p50": whole["precision_at_50"]}
 
@@ -89,6 +96,8 @@ def line(name, m):
     if name.startswith("tracker"):
         print(f"  {'':40s} per fold AP/P@20: {m['folds']}", flush=True)
         print(f"  {'':40s} per fold top 20, label 1/label 0: {m['misses']}", flush=True)
+        print(f"  {'':40s} ranking label 1-2 papers only (mean over folds): {m['related']}",
+              flush=True)
 
 
 def few_labels(dev, stream, sizes=(5, 20, 50, 90), draws=3) -> None:
