@@ -167,6 +167,22 @@ def test_train_with_only_positives_uses_background_negatives(filled, cfg):
         relevance.train(app, [])
 
 
+def test_background_negatives_leave_out_papers_scored_for_the_digest(filled, cfg):
+    """The papers the tracker now puts in the digest are the likeliest relevant ones of the
+    unlabelled: taught as negatives, they would sink."""
+    from tracker.scoring import persist
+
+    app, post_id = filled
+    relevance.rescore(app)  # cold start: only the spiking / visual cortex paper reaches 0.5
+    papers, _, _, _ = scores_of(app)
+    assert papers["2401.00001"] >= app.config.digest.min_score > papers["2401.00002"]
+    relevance.label(app, [f"post:{post_id}"], "relevant", now=NOW)
+    report = relevance.train(app, [])
+    assert report.sources["background"] == 2
+    trained = persist.load(app.config.relevance.model_path).trained_ids
+    assert {"2401.00002", "2401.00003"} <= trained and "2401.00001" not in trained
+
+
 def test_a_few_negatives_beside_many_positives_get_background_negatives(filled, tmp_path):
     """One "irrelevant" label beside a file of relevant papers: without background, stage A
     learnt from 2 negatives and called nearly every paper of a real stream relevant."""

@@ -190,10 +190,14 @@ def _training_set(app, label_files) -> tuple[list, list, dict, list]:
             examples[item.key] = (_doc(item), USER_LABELS[label], "user_labels")
         # Stage A learns "NeuroAI or related" against label 0: with none, or fewer than the
         # relevant examples (one "irrelevant" beside 100 relevant), it passes nearly
-        # everything, while a real stream is mostly not NeuroAI
+        # everything, while a real stream is mostly not NeuroAI. Papers scored at the
+        # digest's min_score or above are left out: they are the likeliest to be relevant,
+        # and taught as negatives they sank (a week with 22 core papers: 5 scored 0.5 or
+        # more after training on 50 relevant ones, 7 with them left out)
         labels = [label for _, label, _ in examples.values()]
         if labels and labels.count(0) < labels.count(2):
-            for item in store.unlabelled_sample(session, BACKGROUND_NEGATIVES):
+            for item in store.unlabelled_sample(session, BACKGROUND_NEGATIVES,
+                                                below=app.config.digest.min_score):
                 examples.setdefault(item.key, (_doc(item), 0, "background"))
     counts = dict.fromkeys(("files", "seeds", "user_labels", "background"), 0)
     for _, _, source in examples.values():

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tracker.store import chunks, insert_rows
@@ -159,9 +159,11 @@ def labelled_items(session: Session) -> list[tuple[StoredItem, str]]:
     return [(_paper(r), r.label) for r in papers] + [(_post(r), r.label) for r in posts]
 
 
-def unlabelled_sample(session: Session, limit: int) -> list[StoredItem]:
-    """The most recently stored papers without a user label (background negatives)."""
+def unlabelled_sample(session: Session, limit: int, below: float) -> list[StoredItem]:
+    """The most recently stored papers without a user label and with a current score under
+    `below` or none (background negatives)."""
     query = (select(*_PAPER_COLS).outerjoin(LabelRow, LabelRow.paper_id == PaperRow.id)
-             .where(LabelRow.id.is_(None)).order_by(PaperRow.first_seen_at.desc(),
-                                                    PaperRow.id).limit(limit))
+             .where(LabelRow.id.is_(None),
+                    or_(PaperRow.score.is_(None), PaperRow.score < below))
+             .order_by(PaperRow.first_seen_at.desc(), PaperRow.id).limit(limit))
     return [_paper(r) for r in session.execute(query)]
