@@ -16,6 +16,7 @@ from tracker.cli import cli
 from tracker.config import RelevanceConfig
 from tracker.errors import InputError, NotFoundError, TrackerError
 from tracker.pipeline import App, relevance
+from tracker.scoring import persist
 from tracker.store.db import transaction
 from tracker.store.schema import LabelRow, PaperRow, PostRow, ScoreRow
 from tracker.store.scores import items_by_ids
@@ -167,11 +168,9 @@ def test_train_with_only_positives_uses_background_negatives(filled, cfg):
         relevance.train(app, [])
 
 
-def test_background_negatives_leave_out_papers_scored_for_the_digest(filled, cfg):
+def test_background_negatives_leave_out_papers_scored_for_the_digest(filled):
     """The papers the tracker now puts in the digest are the likeliest relevant ones of the
     unlabelled: taught as negatives, they would sink."""
-    from tracker.scoring import persist
-
     app, post_id = filled
     relevance.rescore(app)  # cold start: only the spiking / visual cortex paper reaches 0.5
     papers, _, _, _ = scores_of(app)
