@@ -65,17 +65,17 @@ def cross_validate(method, docs, labels, folds):
     (each fold holds only ~24 positives, which caps a per-fold P@20 that ranks them)."""
     rows, related, pooled, misses = [], [], np.zeros(len(docs)), []
     for train_idx, test_idx in folds:
-        scores = method([docs[i] for i in train_idx], [labels[i] for i in train_idx],
-                        [docs[i] for i in test_idx])
+        scores = np.asarray(method([docs[i] for i in train_idx],
+                                   [labels[i] for i in train_idx], [docs[i] for i in test_idx]))
         pooled[test_idx] = scores
         test_labels = np.array([labels[i] for i in test_idx])
         rows.append(evaluate(scores, test_labels, threshold=0.0))
         # the ranking of the fold's related papers (label 1 or 2) alone: what the figures
         # would be if every unrelated paper were ranked last, i.e. core against adjacent
         near = test_labels >= 1
-        related.append(evaluate(np.asarray(scores)[near], test_labels[near], threshold=0.0))
+        related.append(evaluate(scores[near], test_labels[near], threshold=0.0))
         # what the top 20 holds besides core papers: adjacent (1) or unrelated (0) ones
-        top = [labels[test_idx[i]] for i in np.argsort(-np.asarray(scores), kind="stable")[:20]]
+        top = list(test_labels[np.argsort(-scores, kind="stable")[:20]])
         misses.append(f"{top.count(1)}/{top.count(0)}")
     out = {k: float(np.mean([r[k] for r in rows]))
            for k in ("average_precision", "precision_at_20", "roc_auc")}
